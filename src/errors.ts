@@ -1,0 +1,99 @@
+/**
+ * Every error Taihu raises, in one place. Codes are stable: they appear in logs,
+ * HTTP answers, rejection records and on devices' `errors` topics.
+ */
+
+export class TaihuError extends Error {
+  readonly code: string;
+  readonly statusCode: number;
+  /** For sink errors: whether retrying the same operation may succeed. */
+  readonly retryable: boolean;
+
+  constructor(
+    code: string,
+    message: string,
+    opts: { statusCode?: number; retryable?: boolean; cause?: unknown } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'TaihuError';
+    this.code = code;
+    this.statusCode = opts.statusCode ?? 500;
+    this.retryable = opts.retryable ?? false;
+  }
+}
+
+type Factory<A extends unknown[]> = ((...args: A) => TaihuError) & { readonly code: string };
+
+function createError<A extends unknown[]>(
+  code: string,
+  message: (...args: A) => string,
+  statusCode = 500,
+  retryable = false,
+): Factory<A> {
+  const f = (...args: A) => new TaihuError(code, message(...args), { statusCode, retryable });
+  return Object.assign(f, { code });
+}
+
+// start-up
+export const ERR_CONFIG = createError(
+  'TAIHU_ERR_CONFIG',
+  (detail: string) => `invalid configuration: ${detail}`,
+);
+export const ERR_SCHEMA_FILE = createError(
+  'TAIHU_ERR_SCHEMA_FILE',
+  (file: string, detail: string) => `device schema ${file}: ${detail}`,
+);
+export const ERR_SEED_FILE = createError(
+  'TAIHU_ERR_SEED_FILE',
+  (file: string, detail: string) => `seed file ${file}: ${detail}`,
+);
+
+// storage
+export const ERR_STORE = createError(
+  'TAIHU_ERR_STORE',
+  (detail: string) => `store: ${detail}`,
+  503,
+  true,
+);
+
+// HTTP
+export const ERR_BAD_PARAM = createError(
+  'TAIHU_ERR_BAD_PARAM',
+  (param: string, detail: string) => `parameter '${param}': ${detail}`,
+  400,
+);
+export const ERR_UNAUTHORIZED = createError(
+  'TAIHU_ERR_UNAUTHORIZED',
+  () => 'missing or unknown API key: send "Authorization: Bearer <key>"',
+  401,
+);
+export const ERR_FORBIDDEN = createError(
+  'TAIHU_ERR_FORBIDDEN',
+  (role: string) => `this route needs an API key with the '${role}' role`,
+  403,
+);
+export const ERR_NOT_FOUND = createError(
+  'TAIHU_ERR_NOT_FOUND',
+  (what: string, id: string) => `${what} '${id}' not found`,
+  404,
+);
+
+/**
+ * Rejection codes for device messages. A rejected message is still acknowledged
+ * (MQTT 3.1.1 has no negative ack); the code goes to the rejection log and the
+ * device's `errors` topic.
+ */
+export const REJECT = {
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  PAYLOAD_NOT_UTF8: 'PAYLOAD_NOT_UTF8',
+  PAYLOAD_NOT_JSON: 'PAYLOAD_NOT_JSON',
+  BATCH_TOO_LARGE: 'BATCH_TOO_LARGE',
+  ENVELOPE_INVALID: 'ENVELOPE_INVALID',
+  SCHEMA_INVALID: 'SCHEMA_INVALID',
+  TIMESTAMP_IN_FUTURE: 'TIMESTAMP_IN_FUTURE',
+  TIMESTAMP_TOO_OLD: 'TIMESTAMP_TOO_OLD',
+  STATUS_INVALID: 'STATUS_INVALID',
+  TOPIC_FORBIDDEN: 'TOPIC_FORBIDDEN',
+  STORE_REFUSED: 'STORE_REFUSED',
+} as const;
+export type RejectCode = (typeof REJECT)[keyof typeof REJECT];

@@ -1,0 +1,2 @@
+/** Global test setup: nothing to start yet. */
+export default function setup(): void {}
