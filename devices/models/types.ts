@@ -41,6 +41,15 @@ export interface CityConditions {
   trafficDemand(t: number, district: string): number;
   /** 0 by day, 1 at night; between at dusk and dawn. */
   darkness(t: number): number;
+  /** Relative humidity in %, city-wide. */
+  humidityPct(t: number): number;
+  /** Mean wind speed in m/s at 10 m, city-wide. */
+  windMs(t: number): number;
+  /**
+   * How poorly the air mixes, in [0, 1]: high in calm winter inversions (pollutants
+   * accumulate), low in wind and rain. Shared so that every station sees the same episodes.
+   */
+  stagnation(t: number): number;
 }
 
 /** One device's generator: called with increasing epoch-ms times. */
