@@ -1,2 +1,24 @@
-/** Global test setup: nothing to start yet. */
-export default function setup(): void {}
+/**
+ * Runs once before every test file: builds the gateway (integration tests start
+ * `dist/src/main.js` as a user would) and checks the real clients the tests use
+ * are installed. A missing tool is a failure with a message, never a skip.
+ */
+import { execFileSync } from 'node:child_process';
+
+const REQUIRED_TOOLS: readonly [string, string][] = [
+  ['mosquitto_pub', 'apt-get install mosquitto-clients'],
+  ['mosquitto_sub', 'apt-get install mosquitto-clients'],
+];
+
+export default function setup(): void {
+  for (const [tool, fix] of REQUIRED_TOOLS) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'pipe' });
+    } catch {
+      throw new Error(
+        `${tool} is not installed; the tests need it (${fix}, or run: bash scripts/test.sh)`,
+      );
+    }
+  }
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
+}

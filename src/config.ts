@@ -1,0 +1,369 @@
+/**
+ * Configuration: the only module that reads `process.env`. Every option has a
+ * default and a one-line doc here; values are validated once at start with AJV
+ * and frozen. Precedence: CLI flags > environment > `.env` file > defaults.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseEnv } from 'node:util';
+import { Ajv } from 'ajv';
+import { ERR_CONFIG } from './errors.js';
+
+/** The package root (the folder holding `schemas/` and `seeds/`), both from src/ and dist/src/. */
+export const PACKAGE_ROOT = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
+
+const DURATION_RE = /^(\d+)(ms|s|m|h|d)?$/;
+const UNIT_MS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/** Parses `500ms`, `30s`, `5m`, `2h`, `7d` or plain milliseconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const m = DURATION_RE.exec(text.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = UNIT_MS[m[2] ?? 'ms'] ?? 1;
+  return Number.isSafeInteger(n * unit) ? n * unit : undefined;
+}
+
+interface OptionSpec {
+  /** Environment variable. */
+  env: string;
+  /** Property name in Config. */
+  key: keyof Config;
+  /** One line for --help and the README. */
+  doc: string;
+  kind: 'port' | 'string' | 'int' | 'bytes' | 'duration' | 'enum' | 'secret';
+  default?: string;
+  values?: readonly string[];
+}
+
+export interface Config {
+  mqttHost: string;
+  mqttPort: number;
+  mqttWsPort: number;
+  httpHost: string;
+  httpPort: number;
+  dataDir: string;
+  schemasDir: string;
+  seedsDir: string;
+  store: 'embedded' | 'influxdb';
+  influxUrl: string | undefined;
+  influxToken: string | undefined;
+  influxOrg: string | undefined;
+  influxBucket: string;
+  influxApi: 'v2' | 'v1';
+  influxUsername: string | undefined;
+  influxPassword: string | undefined;
+  enrollmentKey: string | undefined;
+  adminKey: string | undefined;
+  spoolMaxBytes: number;
+  maxBatch: number;
+  maxPayloadBytes: number;
+  maxClockSkewMs: number;
+  maxAgeMs: number;
+  commitWindowMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  logFormat: 'json' | 'pretty';
+}
+
+/** Every option, its default and what it does. Ports of 0 pick a free port. */
+export const OPTIONS: readonly OptionSpec[] = [
+  {
+    env: 'TAIHU_MQTT_HOST',
+    key: 'mqttHost',
+    kind: 'string',
+    default: '127.0.0.1',
+    doc: 'address the MQTT listeners bind to (0.0.0.0 in Docker)',
+  },
+  {
+    env: 'TAIHU_MQTT_PORT',
+    key: 'mqttPort',
+    kind: 'port',
+    default: '1883',
+    doc: 'MQTT over TCP port; 0 picks a free port',
+  },
+  {
+    env: 'TAIHU_MQTT_WS_PORT',
+    key: 'mqttWsPort',
+    kind: 'port',
+    default: '8083',
+    doc: 'MQTT over WebSocket port (path /mqtt); 0 picks a free port',
+  },
+  {
+    env: 'TAIHU_HTTP_HOST',
+    key: 'httpHost',
+    kind: 'string',
+    default: '127.0.0.1',
+    doc: 'address the HTTP API binds to (0.0.0.0 in Docker)',
+  },
+  {
+    env: 'TAIHU_HTTP_PORT',
+    key: 'httpPort',
+    kind: 'port',
+    default: '8080',
+    doc: 'HTTP API port; 0 picks a free port',
+  },
+  {
+    env: 'TAIHU_DATA_DIR',
+    key: 'dataDir',
+    kind: 'string',
+    default: './data',
+    doc: 'where the registry, embedded store and keys live',
+  },
+  {
+    env: 'TAIHU_SCHEMAS_DIR',
+    key: 'schemasDir',
+    kind: 'string',
+    default: resolve(PACKAGE_ROOT, 'schemas'),
+    doc: 'device JSON Schemas ({type}.v{N}.json)',
+  },
+  {
+    env: 'TAIHU_SEEDS_DIR',
+    key: 'seedsDir',
+    kind: 'string',
+    default: resolve(PACKAGE_ROOT, 'seeds'),
+    doc: 'districts, sites and devices loaded on start',
+  },
+  {
+    env: 'TAIHU_STORE',
+    key: 'store',
+    kind: 'enum',
+    values: ['embedded', 'influxdb'],
+    doc: 'telemetry store; influxdb when TAIHU_INFLUX_URL is set, else embedded',
+  },
+  {
+    env: 'TAIHU_INFLUX_URL',
+    key: 'influxUrl',
+    kind: 'string',
+    doc: 'InfluxDB base URL, e.g. http://127.0.0.1:8086',
+  },
+  { env: 'TAIHU_INFLUX_TOKEN', key: 'influxToken', kind: 'secret', doc: 'InfluxDB API token (v2)' },
+  { env: 'TAIHU_INFLUX_ORG', key: 'influxOrg', kind: 'string', doc: 'InfluxDB organisation (v2)' },
+  {
+    env: 'TAIHU_INFLUX_BUCKET',
+    key: 'influxBucket',
+    kind: 'string',
+    default: 'taihu',
+    doc: 'InfluxDB bucket (v2) or database (v1)',
+  },
+  {
+    env: 'TAIHU_INFLUX_API',
+    key: 'influxApi',
+    kind: 'enum',
+    values: ['v2', 'v1'],
+    default: 'v2',
+    doc: 'write API: v2 (/api/v2/write, InfluxDB 1.8+) or v1 (/write, InfluxDB <= 1.7)',
+  },
+  { env: 'TAIHU_INFLUX_USERNAME', key: 'influxUsername', kind: 'string', doc: 'InfluxDB v1 user' },
+  {
+    env: 'TAIHU_INFLUX_PASSWORD',
+    key: 'influxPassword',
+    kind: 'secret',
+    doc: 'InfluxDB v1 password',
+  },
+  {
+    env: 'TAIHU_ENROLLMENT_KEY',
+    key: 'enrollmentKey',
+    kind: 'secret',
+    doc: 'fleet enrollment key; generated into DATA_DIR/enrollment.key when unset',
+  },
+  {
+    env: 'TAIHU_ADMIN_KEY',
+    key: 'adminKey',
+    kind: 'secret',
+    doc: 'an HTTP API key with the admin role; generated into DATA_DIR/admin.key when unset and no key exists',
+  },
+  {
+    env: 'TAIHU_SPOOL_MAX_BYTES',
+    key: 'spoolMaxBytes',
+    kind: 'bytes',
+    default: '1073741824',
+    doc: 'disk quota of the spool in bytes',
+  },
+  {
+    env: 'TAIHU_MAX_BATCH',
+    key: 'maxBatch',
+    kind: 'int',
+    default: '500',
+    doc: 'most readings in one telemetry message (array payload)',
+  },
+  {
+    env: 'TAIHU_MAX_PAYLOAD_BYTES',
+    key: 'maxPayloadBytes',
+    kind: 'bytes',
+    default: '262144',
+    doc: 'largest telemetry payload accepted, in bytes',
+  },
+  {
+    env: 'TAIHU_MAX_CLOCK_SKEW',
+    key: 'maxClockSkewMs',
+    kind: 'duration',
+    default: '5m',
+    doc: 'how far in the future a reading timestamp may be',
+  },
+  {
+    env: 'TAIHU_MAX_AGE',
+    key: 'maxAgeMs',
+    kind: 'duration',
+    default: '7d',
+    doc: 'how old a reading timestamp may be',
+  },
+  {
+    env: 'TAIHU_COMMIT_WINDOW',
+    key: 'commitWindowMs',
+    kind: 'duration',
+    default: '2ms',
+    doc: 'group-commit window: readings arriving within it share one fsync',
+  },
+  {
+    env: 'TAIHU_LOG_LEVEL',
+    key: 'logLevel',
+    kind: 'enum',
+    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    default: 'info',
+    doc: 'log level',
+  },
+  {
+    env: 'TAIHU_LOG_FORMAT',
+    key: 'logFormat',
+    kind: 'enum',
+    values: ['json', 'pretty'],
+    doc: 'json, or pretty (default on a terminal)',
+  },
+];
+
+const PORT_SCHEMA = { type: 'integer', minimum: 0, maximum: 65535 };
+const POSITIVE_INT = { type: 'integer', minimum: 1 };
+
+/** The JSON Schema every resolved configuration must satisfy. */
+export const CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    mqttHost: { type: 'string', minLength: 1 },
+    mqttPort: PORT_SCHEMA,
+    mqttWsPort: PORT_SCHEMA,
+    httpHost: { type: 'string', minLength: 1 },
+    httpPort: PORT_SCHEMA,
+    dataDir: { type: 'string', minLength: 1 },
+    schemasDir: { type: 'string', minLength: 1 },
+    seedsDir: { type: 'string', minLength: 1 },
+    store: { enum: ['embedded', 'influxdb'] },
+    influxUrl: { type: 'string', pattern: '^https?://' },
+    influxToken: { type: 'string' },
+    influxOrg: { type: 'string' },
+    influxBucket: { type: 'string', minLength: 1 },
+    influxApi: { enum: ['v2', 'v1'] },
+    influxUsername: { type: 'string' },
+    influxPassword: { type: 'string' },
+    enrollmentKey: { type: 'string', minLength: 16 },
+    adminKey: { type: 'string', minLength: 16 },
+    spoolMaxBytes: { type: 'integer', minimum: 1_048_576 },
+    maxBatch: { type: 'integer', minimum: 1, maximum: 100_000 },
+    maxPayloadBytes: { type: 'integer', minimum: 64, maximum: 268_435_455 },
+    maxClockSkewMs: { type: 'integer', minimum: 0 },
+    maxAgeMs: POSITIVE_INT,
+    commitWindowMs: { type: 'integer', minimum: 0, maximum: 1000 },
+    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    logFormat: { enum: ['json', 'pretty'] },
+  },
+} as const;
+
+const BY_KEY = new Map(OPTIONS.map((o) => [o.key, o]));
+const validateConfig = new Ajv({ allErrors: true }).compile(CONFIG_SCHEMA);
+
+export interface LoadConfigInput {
+  /** Usually process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Values from CLI flags, by environment-variable name. */
+  overrides?: Readonly<Record<string, string | undefined>>;
+  /** A .env file to read; missing file is fine. */
+  envFile?: string | undefined;
+  /** Whether stdout is a terminal (picks the default log format). */
+  isTTY?: boolean;
+}
+
+/** Resolves and validates the configuration; throws ERR_CONFIG naming the variable. */
+export function loadConfig(input: LoadConfigInput = {}): Readonly<Config> {
+  const env = input.env ?? process.env;
+  const fileVars = readEnvFile(input.envFile ?? '.env');
+  const raw: Record<string, unknown> = {};
+  for (const opt of OPTIONS) {
+    const text = input.overrides?.[opt.env] ?? env[opt.env] ?? fileVars[opt.env] ?? opt.default;
+    if (text === undefined || text === '') continue;
+    raw[opt.key] = convert(opt, text);
+  }
+  raw.store ??= raw.influxUrl ? 'influxdb' : 'embedded';
+  raw.logFormat ??= input.isTTY ? 'pretty' : 'json';
+  if (!validateConfig(raw)) {
+    const e = validateConfig.errors?.[0];
+    const key = (e?.instancePath.slice(1) ||
+      String(e?.params?.missingProperty ?? '')) as keyof Config;
+    const opt = BY_KEY.get(key);
+    throw ERR_CONFIG(
+      `${opt?.env ?? key}=${JSON.stringify(maskIfSecret(opt, raw[key]))} ${e?.message ?? 'is invalid'}${opt ? ` (${opt.doc})` : ''}`,
+    );
+  }
+  const config = raw as unknown as Config;
+  if (config.store === 'influxdb' && !config.influxUrl) {
+    throw ERR_CONFIG('TAIHU_STORE=influxdb needs TAIHU_INFLUX_URL');
+  }
+  config.dataDir = resolve(config.dataDir);
+  return Object.freeze(config);
+}
+
+function convert(opt: OptionSpec, text: string): unknown {
+  const bad = (allowed: string) =>
+    ERR_CONFIG(
+      `${opt.env}=${JSON.stringify(maskIfSecret(opt, text))} is not ${allowed} (${opt.doc})`,
+    );
+  switch (opt.kind) {
+    case 'port':
+    case 'int':
+    case 'bytes': {
+      if (!/^\d+$/.test(text.trim())) {
+        throw bad(opt.kind === 'port' ? 'a port number (0-65535)' : 'a whole number');
+      }
+      return Number(text);
+    }
+    case 'duration': {
+      const ms = parseDuration(text);
+      if (ms === undefined) throw bad('a duration such as 500ms, 30s, 5m, 2h or 7d');
+      return ms;
+    }
+    case 'enum':
+      if (!opt.values?.includes(text)) throw bad(`one of ${opt.values?.join(', ')}`);
+      return text;
+    default:
+      return text;
+  }
+}
+
+function maskIfSecret(opt: OptionSpec | undefined, value: unknown): unknown {
+  return opt?.kind === 'secret' ? '***' : value;
+}
+
+function readEnvFile(path: string): Record<string, string> {
+  if (!existsSync(path)) return {};
+  try {
+    return parseEnv(readFileSync(path, 'utf8')) as Record<string, string>;
+  } catch (err) {
+    throw ERR_CONFIG(`cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+function findPackageRoot(start: string): string {
+  let dir = start;
+  for (;;) {
+    if (existsSync(resolve(dir, 'package.json')) && existsSync(resolve(dir, 'schemas'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) return start;
+    dir = up;
+  }
+}

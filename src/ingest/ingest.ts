@@ -1,0 +1,108 @@
+/**
+ * Ingest: runs a telemetry message through the pipeline and decides when it may be
+ * acknowledged. Accepted points are committed (group commit) before the returned
+ * promise resolves; rejected messages are logged, reported on the device's
+ * `errors` topic and counted, and resolve at once (MQTT 3.1.1 has no negative ack).
+ */
+import type { Logger } from 'pino';
+import { TaihuError } from '../errors.js';
+import type { Catalog } from './catalog.js';
+import type { GroupCommitter } from './committer.js';
+import type { LiveState } from './live.js';
+import {
+  createPipeline,
+  type DeviceIdentity,
+  type PipelineOptions,
+  type Rejection,
+} from './pipeline.js';
+import type { RejectionLog } from './rejections.js';
+
+export interface IngestCounters {
+  accepted: number;
+  readings: number;
+  rejected: number;
+  readonly rejectedByCode: Map<string, number>;
+}
+
+export interface IngestDeps {
+  readonly catalog: Catalog;
+  readonly committer: GroupCommitter;
+  readonly rejections: RejectionLog;
+  readonly live: LiveState;
+  readonly log: Logger;
+  readonly options: PipelineOptions;
+  /** Publishes a rejection notice to the device (the broker's `errors` topic). */
+  readonly notify: (device: DeviceIdentity, topic: string, rejection: Rejection) => void;
+  readonly now?: () => number;
+}
+
+export class Ingest {
+  readonly counters: IngestCounters = {
+    accepted: 0,
+    readings: 0,
+    rejected: 0,
+    rejectedByCode: new Map(),
+  };
+  readonly #deps: IngestDeps;
+  readonly #pipeline: ReturnType<typeof createPipeline>;
+  readonly #now: () => number;
+
+  constructor(deps: IngestDeps) {
+    this.#deps = deps;
+    this.#pipeline = createPipeline(deps.catalog, deps.options);
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /** Resolves when the message may be acknowledged; rejects if it must not be. */
+  telemetry(device: DeviceIdentity, topic: string, payload: Buffer): Promise<void> | undefined {
+    const now = this.#now();
+    const result = this.#pipeline(device, payload, now);
+    if (!result.ok) {
+      this.reject(device, topic, payload, result.rejection, now);
+      return undefined;
+    }
+    return this.#deps.committer.commit(result.points).then(
+      () => {
+        this.counters.accepted++;
+        this.counters.readings += result.points.length;
+        this.#deps.live.accepted(device.id, result.readings, now);
+      },
+      (err: unknown) => {
+        this.#deps.log.error(
+          { err, deviceId: device.id },
+          'store write failed; message not acknowledged',
+        );
+        throw err instanceof TaihuError
+          ? err
+          : new TaihuError('TAIHU_ERR_STORE', 'store write failed', {
+              cause: err,
+              retryable: true,
+            });
+      },
+    );
+  }
+
+  /** Records a refused message everywhere a person or the device will look. */
+  reject(
+    device: DeviceIdentity,
+    topic: string,
+    payload: Buffer,
+    rejection: Rejection,
+    now = this.#now(),
+  ): void {
+    const c = this.counters;
+    c.rejected++;
+    c.rejectedByCode.set(rejection.code, (c.rejectedByCode.get(rejection.code) ?? 0) + 1);
+    this.#deps.rejections.record({
+      receivedAt: new Date(now).toISOString(),
+      deviceId: device.id,
+      type: device.type,
+      topic,
+      code: rejection.code,
+      reasons: rejection.reasons,
+      payload,
+    });
+    this.#deps.log.debug({ deviceId: device.id, topic, code: rejection.code }, 'message rejected');
+    this.#deps.notify(device, topic, rejection);
+  }
+}

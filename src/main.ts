@@ -1,0 +1,340 @@
+#!/usr/bin/env node
+/**
+ * The `taihu` command: the process entry. Reads config, builds and starts the
+ * gateway, handles signals, and is the only place that exits the process.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadConfig, OPTIONS, PACKAGE_ROOT, parseDuration, type Config } from './config.js';
+import { TaihuError } from './errors.js';
+import { createGateway, type Gateway } from './gateway.js';
+import { loadCatalog } from './ingest/catalog.js';
+import { readOrCreateKeyFile } from './registry/credentials.js';
+import { loadSeeds } from './registry/seeds.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
+import { formatProgress, pickDevices, simulate, type Progress } from '../devices/simulate.js';
+
+/** How long a graceful shutdown may take before the process exits anyway (Docker waits 10 s). */
+const SHUTDOWN_DEADLINE_MS = 8_000;
+
+const VERSION = (
+  JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }
+).version;
+
+/** `--mqtt-port` for TAIHU_MQTT_PORT, and so on. */
+function flagOf(env: string): string {
+  return env
+    .replace(/^TAIHU_/, '')
+    .toLowerCase()
+    .replaceAll('_', '-');
+}
+
+function addConfigFlags(cmd: Command): Command {
+  for (const o of OPTIONS) {
+    const flag = flagOf(o.env);
+    cmd.addOption(
+      new Option(
+        `--${flag} <value>`,
+        `${o.doc} [${o.env}]${o.default ? ` (default: ${o.default})` : ''}`,
+      ),
+    );
+  }
+  return cmd.addOption(
+    new Option('--env-file <path>', 'read variables from this file').default('.env'),
+  );
+}
+
+function configFrom(opts: Record<string, string | undefined>): Readonly<Config> {
+  const overrides: Record<string, string | undefined> = {};
+  for (const o of OPTIONS) {
+    const key = flagOf(o.env).replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+    if (opts[key] !== undefined) overrides[o.env] = opts[key];
+  }
+  return loadConfig({ overrides, envFile: opts.envFile, isTTY: Boolean(process.stdout.isTTY) });
+}
+
+/** Closes the gateway on SIGINT/SIGTERM within the deadline, then exits. */
+function exitOnSignals(log: Logger, close: () => Promise<void>): void {
+  let closing = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      log.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown deadline passed; exiting');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    timer.unref();
+    close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+async function startGateway(config: Readonly<Config>, log: Logger): Promise<Gateway> {
+  const gateway = await createGateway(config, log);
+  await gateway.start();
+  return gateway;
+}
+
+function positiveNumber(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+}
+
+function ratio(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0 || n > 1)
+    throw new InvalidArgumentError('must be between 0 and 1');
+  return n;
+}
+
+function duration(text: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new InvalidArgumentError('must be a duration such as 30s, 5m or 2h');
+  return ms;
+}
+
+interface SimFlags {
+  broker?: string;
+  devices: number;
+  types?: string;
+  district?: string;
+  rate: number;
+  duration?: number;
+  faults: number;
+  seed: number;
+  qos: string;
+  enrollmentKey?: string;
+  dataDir?: string;
+}
+
+function addSimulatorFlags(cmd: Command, defaults: { devices: number; rate: number }): Command {
+  return cmd
+    .option(
+      '--devices <n>',
+      'how many seeded devices to play (spread over every type)',
+      positiveNumber,
+      defaults.devices,
+    )
+    .option('--types <list>', 'only these device types, comma-separated (e.g. air-quality,parking)')
+    .option('--district <id>', 'only devices in this district (e.g. binhu)')
+    .option(
+      '--rate <msgs/s>',
+      'messages per second over all devices',
+      positiveNumber,
+      defaults.rate,
+    )
+    .option(
+      '--duration <time>',
+      'stop after this long, e.g. 30s or 10m (default: until Ctrl-C)',
+      duration,
+    )
+    .option('--faults <ratio>', 'share of deliberately broken messages, 0..1', ratio, 0)
+    .option(
+      '--seed <n>',
+      'random seed: the same seed plays the same readings',
+      (t) => Number.parseInt(t, 10),
+      1,
+    )
+    .option('--qos <0|1>', 'MQTT QoS of telemetry', '1');
+}
+
+/** Loads the seeded devices the simulator should play, checking the filters. */
+function simulatedDevices(config: Readonly<Config>, flags: SimFlags) {
+  const catalog = loadCatalog(config.schemasDir);
+  const seeds = loadSeeds(config.seedsDir, catalog);
+  const types = flags.types
+    ?.split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  for (const t of types ?? []) {
+    if (!catalog.has(t))
+      throw new TaihuError(
+        'TAIHU_ERR_CLI',
+        `--types: unknown device type "${t}"; known: ${catalog
+          .list()
+          .map((x) => x.type)
+          .join(', ')}`,
+      );
+  }
+  if (flags.district && !seeds.districts.some((d) => d.id === flags.district)) {
+    throw new TaihuError(
+      'TAIHU_ERR_CLI',
+      `--district: unknown district "${flags.district}"; known: ${seeds.districts.map((d) => d.id).join(', ')}`,
+    );
+  }
+  const pool = seeds.devices.filter(
+    (d) => (!types || types.includes(d.type)) && (!flags.district || d.district === flags.district),
+  );
+  return pickDevices(pool, flags.devices);
+}
+
+/** A live progress line on a terminal, a line every 5 s elsewhere. */
+function progressPrinter(): { onProgress: (p: Progress) => void; done: () => void } {
+  const tty = Boolean(process.stderr.isTTY);
+  let lastLine = 0;
+  return {
+    onProgress(p) {
+      if (tty) process.stderr.write(`\r\x1b[K${formatProgress(p)}`);
+      else if (p.elapsedMs - lastLine >= 5000) {
+        lastLine = p.elapsedMs;
+        process.stderr.write(`${formatProgress(p)}\n`);
+      }
+    },
+    done() {
+      if (tty) process.stderr.write('\n');
+    },
+  };
+}
+
+function printSummary(p: Progress): void {
+  const secs = p.elapsedMs / 1000;
+  process.stdout.write(
+    `simulated ${p.devices} devices for ${secs.toFixed(1)} s: sent ${p.sent}, acked ${p.acked} ` +
+      `(${(p.acked / Math.max(secs, 0.001)).toFixed(0)}/s), rejected ${p.rejected}\n`,
+  );
+}
+
+async function runSimulator(
+  config: Readonly<Config>,
+  flags: SimFlags,
+  broker: string,
+  enrollmentKey: string,
+  signal: AbortSignal,
+): Promise<Progress> {
+  const devices = simulatedDevices(config, flags);
+  const printer = progressPrinter();
+  const result = await simulate({
+    broker,
+    enrollmentKey,
+    devices,
+    rate: flags.rate,
+    durationMs: flags.duration,
+    faults: flags.faults,
+    seed: flags.seed,
+    qos: flags.qos === '0' ? 0 : 1,
+    signal,
+    onProgress: printer.onProgress,
+  });
+  printer.done();
+  return result;
+}
+
+function abortOnSignals(): AbortController {
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return ac;
+}
+
+const program = new Command('taihu')
+  .description('Taihu: an IoT sensor ingestion gateway for city sensor networks')
+  .version(VERSION)
+  .showHelpAfterError();
+
+addConfigFlags(
+  program
+    .command('start')
+    .description('run the gateway: MQTT broker, ingest, storage and HTTP API')
+    .addHelpText(
+      'after',
+      '\nEvery flag can also be set by its TAIHU_* environment variable or in .env.',
+    ),
+).action(async (opts: Record<string, string | undefined>) => {
+  const config = configFrom(opts);
+  const log = createLogger({ level: config.logLevel, format: config.logFormat });
+  const gateway = await startGateway(config, log);
+  exitOnSignals(log, () => gateway.close());
+});
+
+addSimulatorFlags(
+  program
+    .command('simulate')
+    .description('play seeded Wuxi devices against a gateway over MQTT')
+    .option(
+      '--broker <url>',
+      'broker URL, mqtt://host:port or ws://host:port/mqtt (default: the local gateway)',
+    )
+    .option(
+      '--enrollment-key <key>',
+      'enrollment key (default: TAIHU_ENROLLMENT_KEY or DATA_DIR/enrollment.key)',
+    )
+    .option('--data-dir <dir>', 'the gateway data dir holding enrollment.key'),
+  { devices: 200, rate: 100 },
+).action(async (flags: SimFlags) => {
+  const config = loadConfig({ overrides: { TAIHU_DATA_DIR: flags.dataDir }, isTTY: false });
+  const enrollmentKey =
+    flags.enrollmentKey ??
+    config.enrollmentKey ??
+    readOrCreateKeyFile(join(config.dataDir, 'enrollment.key')).key;
+  const broker = flags.broker ?? `mqtt://127.0.0.1:${config.mqttPort}`;
+  const ac = abortOnSignals();
+  printSummary(await runSimulator(config, flags, broker, enrollmentKey, ac.signal));
+  process.exit(0);
+});
+
+addSimulatorFlags(
+  addConfigFlags(
+    program
+      .command('demo')
+      .description(
+        'run the gateway on the embedded store together with simulated Wuxi devices, and print example queries',
+      ),
+  ),
+  { devices: 300, rate: 150 },
+).action(async (opts: Record<string, string | undefined> & SimFlags) => {
+  opts.logLevel ??= process.env.TAIHU_LOG_LEVEL ?? 'warn';
+  const config = configFrom(opts);
+  const log = createLogger({ level: config.logLevel, format: config.logFormat });
+  const gateway = await createGateway(config, log);
+  const ports = await gateway.start();
+  const key = config.adminKey ?? readFileSync(join(config.dataDir, 'admin.key'), 'utf8').trim();
+  const base = `http://127.0.0.1:${ports.http}`;
+  const auth = `-H 'Authorization: Bearer ${key}'`;
+  process.stdout.write(
+    [
+      '',
+      `Taihu is running: MQTT mqtt://127.0.0.1:${ports.mqtt} (WebSocket ws://127.0.0.1:${ports.ws}/mqtt), HTTP ${base}`,
+      `API docs: ${base}/docs   admin API key: ${key} (also in ${join(config.dataDir, 'admin.key')})`,
+      `Simulating ${opts.devices} Wuxi devices at ${opts.rate} messages/s. Try, in another terminal:`,
+      '',
+      `  curl -s ${auth} '${base}/api/v1/aggregates?type=air-quality&field=pm25_ugm3&fn=mean&every=1m&from=now-10m&groupBy=district'`,
+      `  curl -s ${auth} '${base}/api/v1/aggregates?type=traffic-flow&field=speed_kmh&fn=p95&every=1m&from=now-10m'`,
+      `  curl -s ${auth} '${base}/api/v1/devices?type=water-quality&limit=5'`,
+      `  curl -s ${auth} '${base}/api/v1/rejections?limit=5'`,
+      '',
+      'Ctrl-C stops both.',
+      '',
+    ].join('\n'),
+  );
+  const ac = abortOnSignals();
+  const result = await runSimulator(
+    config,
+    opts,
+    `mqtt://127.0.0.1:${ports.mqtt}`,
+    gateway.enrollmentKey,
+    ac.signal,
+  );
+  printSummary(result);
+  await gateway.close();
+  process.exit(0);
+});
+
+program.parseAsync().catch((err: unknown) => {
+  if (err instanceof TaihuError) {
+    process.stderr.write(`taihu: ${err.message}\n`);
+  } else {
+    process.stderr.write(`taihu: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+  }
+  process.exit(1);
+});

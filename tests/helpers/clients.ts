@@ -1,0 +1,138 @@
+/** Real MQTT clients for tests: MQTT.js and Debian's mosquitto_pub / mosquitto_sub. */
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { ROOT } from './gateway.js';
+
+export interface SeedDevice {
+  id: string;
+  type: string;
+  district: string;
+  siteId: string;
+}
+
+export const SEED_DEVICES: readonly SeedDevice[] = JSON.parse(
+  readFileSync(join(ROOT, 'seeds/devices.json'), 'utf8'),
+);
+
+/** The n-th seeded device of a type. */
+export function seedDevice(type: string, n = 0): SeedDevice {
+  const d = SEED_DEVICES.filter((x) => x.type === type)[n];
+  if (!d) throw new Error(`no seeded ${type} device #${n}`);
+  return d;
+}
+
+export const telemetryTopic = (d: SeedDevice) => `sensors/${d.type}/${d.id}/telemetry`;
+export const errorsTopic = (d: SeedDevice) => `sensors/${d.type}/${d.id}/errors`;
+
+/** Connects with MQTT.js; resolves on CONNACK 0, rejects with the CONNACK error otherwise. */
+export function connect(port: number, opts: IClientOptions): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, {
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      ...opts,
+    });
+    client.once('connect', () => resolve(client));
+    client.once('error', (err) => {
+      client.end(true);
+      reject(err);
+    });
+  });
+}
+
+export function run(
+  cmd: string,
+  args: string[],
+  timeoutMs = 10_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** mosquitto_pub as the given device. */
+export function mosquittoPub(
+  port: number,
+  device: SeedDevice,
+  password: string,
+  topic: string,
+  message: string,
+  qos = 1,
+) {
+  return run('mosquitto_pub', [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-i',
+    device.id,
+    '-u',
+    device.id,
+    '-P',
+    password,
+    '-t',
+    topic,
+    '-m',
+    message,
+    '-q',
+    String(qos),
+  ]);
+}
+
+/** mosquitto_sub as the given device, collecting `count` messages (or until the timeout). */
+export function mosquittoSub(
+  port: number,
+  device: SeedDevice,
+  password: string,
+  topic: string,
+  count: number,
+) {
+  const child = spawn('mosquitto_sub', [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-i',
+    `${device.id}`,
+    '-u',
+    device.id,
+    '-P',
+    password,
+    '-t',
+    topic,
+    '-q',
+    '1',
+    '-C',
+    String(count),
+    '-W',
+    '10',
+    '-v',
+  ]);
+  let stdout = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  const done = new Promise<string[]>((resolve) =>
+    child.on('exit', () => resolve(stdout.split('\n').filter(Boolean))),
+  );
+  return { done, child };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until fn returns a truthy value or the time is up. */
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 5000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await sleep(50);
+  }
+}

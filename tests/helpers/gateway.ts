@@ -1,0 +1,130 @@
+/**
+ * Starts the built gateway as a child process on free loopback ports, as a user
+ * runs it, and parses its JSON log lines back into objects.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { deriveDeviceSecret } from '../../src/registry/credentials.js';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const ENROLLMENT_KEY = 'test-enrollment-key-0123456789abcdef';
+export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+export interface RunningGateway {
+  readonly ports: { mqtt: number; ws: number; http: number };
+  readonly dataDir: string;
+  readonly logs: LogLine[];
+  readonly process: ChildProcess;
+  /** GET/POST against the HTTP API with the admin key. */
+  api(path: string, init?: { key?: string | null }): Promise<{ status: number; body: any }>;
+  secret(deviceId: string): string;
+  /** SIGTERM and wait; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL and wait. */
+  kill(): Promise<void>;
+  /** Removes the data dir (after stop). */
+  cleanup(): void;
+}
+
+export async function startGateway(
+  opts: { env?: Record<string, string>; dataDir?: string } = {},
+): Promise<RunningGateway> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'taihu-test-'));
+  const child = spawn(process.execPath, [join(ROOT, 'dist/src/main.js'), 'start'], {
+    cwd: dataDir,
+    env: {
+      PATH: process.env.PATH ?? '',
+      TAIHU_MQTT_PORT: '0',
+      TAIHU_MQTT_WS_PORT: '0',
+      TAIHU_HTTP_PORT: '0',
+      TAIHU_DATA_DIR: dataDir,
+      TAIHU_ENROLLMENT_KEY: ENROLLMENT_KEY,
+      TAIHU_ADMIN_KEY: ADMIN_KEY,
+      TAIHU_LOG_FORMAT: 'json',
+      TAIHU_LOG_LEVEL: 'info',
+      ...opts.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  let stderr = '';
+  child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const ports = await new Promise<RunningGateway['ports']>((resolvePorts, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`gateway did not start in 20 s\n${stderr}`)),
+      20_000,
+    );
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let entry: LogLine;
+      try {
+        entry = JSON.parse(line) as LogLine;
+      } catch {
+        return;
+      }
+      logs.push(entry);
+      if (entry.msg === 'taihu listening') {
+        clearTimeout(timer);
+        resolvePorts(entry.ports as RunningGateway['ports']);
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited with ${code} before listening\n${stderr}`));
+    });
+  });
+  return {
+    ports,
+    dataDir,
+    logs,
+    process: child,
+    async api(path, init = {}) {
+      const key = init.key === undefined ? ADMIN_KEY : init.key;
+      const res = await fetch(`http://127.0.0.1:${ports.http}${path}`, {
+        headers: key === null ? {} : { authorization: `Bearer ${key}` },
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    },
+    secret: (id) => deriveDeviceSecret(ENROLLMENT_KEY, id),
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+    cleanup() {
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs `taihu <args>` to completion (for commands expected to stop by themselves). */
+export function runTaihu(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolveRun) => {
+    const child = spawn(process.execPath, [join(ROOT, 'dist/src/main.js'), ...args], {
+      env: { PATH: process.env.PATH ?? '', TAIHU_LOG_FORMAT: 'json', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolveRun({ code, stdout, stderr });
+    });
+  });
+}
