@@ -218,8 +218,11 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_COMMIT_WINDOW',
     key: 'commitWindowMs',
     kind: 'duration',
-    default: '2ms',
-    doc: 'group-commit window: readings arriving within it share one fsync',
+    // Measured with fdatasync ≈ 0.3 ms: 0 gives ack p50 0.2–0.5 ms at 1–100 concurrent
+    // publishers (readings arriving during an fsync still share the next one); 2ms gives
+    // 2.4–2.8 ms but caps fsyncs near 400/s, which matters on IOPS-billed volumes.
+    default: '0ms',
+    doc: 'extra wait before a spool fsync so more readings share it; 0 = none',
   },
   {
     env: 'TAIHU_LOG_LEVEL',

@@ -11,7 +11,6 @@ import { listenTcp, listenWebSocket, type Listener } from './broker/listeners.js
 import type { Config } from './config.js';
 import { buildApp } from './http/app.js';
 import { loadCatalog, type Catalog } from './ingest/catalog.js';
-import { GroupCommitter } from './ingest/committer.js';
 import { Ingest } from './ingest/ingest.js';
 import { LiveState } from './ingest/live.js';
 import { RejectionLog } from './ingest/rejections.js';
@@ -19,8 +18,11 @@ import { ApiKeys } from './registry/api-keys.js';
 import { readOrCreateKeyFile, writeKeyFile } from './registry/credentials.js';
 import { openDatabase, Registry } from './registry/registry.js';
 import { loadSeeds } from './registry/seeds.js';
+import { Drainer } from './spool/drainer.js';
+import { Spool, type SpoolState } from './spool/spool.js';
 import { createEmbeddedStore } from './store/embedded/index.js';
-import type { Store } from './store/types.js';
+import type { Point, Store } from './store/types.js';
+import { REJECT } from './errors.js';
 
 export interface Ports {
   readonly mqtt: number;
@@ -37,8 +39,10 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** The most points one group commit writes; bigger bursts are split into several commits. */
-const MAX_COMMIT_POINTS = 5_000;
+/** How long the drainer lets a batch gather before writing it: bounds publish→queryable. */
+const DRAIN_BATCH_AGE_MS = 250;
+/** Part of the shutdown deadline (main.ts) the drainer may spend flushing the spool. */
+const DRAIN_ON_CLOSE_MS = 4_000;
 
 export async function createGateway(config: Readonly<Config>, log: Logger): Promise<Gateway> {
   // Check everything that can be wrong in files before any socket opens.
@@ -65,9 +69,25 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
 
   const rejections = new RejectionLog(db);
   const live = new LiveState();
-  const committer = new GroupCommitter(store, {
-    windowMs: config.commitWindowMs,
-    maxPoints: MAX_COMMIT_POINTS,
+  // The spool is what a PUBACK waits for (DESIGN §6); the store is fed from it.
+  let spoolState: SpoolState = 'ok';
+  const spool = await Spool.open(join(config.dataDir, 'spool'), {
+    maxBytes: config.spoolMaxBytes,
+    commitWindowMs: config.commitWindowMs,
+    logger: log.child({ component: 'spool' }),
+    onStateChange: (state) => (spoolState = state),
+  });
+  if (spool.pendingRecords > 0) {
+    log.info(
+      { records: spool.pendingRecords, bytes: spool.bytes },
+      'replaying spool into the store',
+    );
+  }
+  const typeOf = new Map(catalog.list().map((t) => [t.measurement, t.type]));
+  const drainer = new Drainer(spool, store, {
+    maxBatchAgeMs: DRAIN_BATCH_AGE_MS,
+    logger: log.child({ component: 'drainer' }),
+    onRejected: (points, err) => storeRefused(points, err.message),
   });
   const broker = await createBroker({
     registry,
@@ -79,7 +99,7 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
   });
   const ingest = new Ingest({
     catalog,
-    committer,
+    commit: (points) => spool.append(points),
     rejections,
     live,
     log,
@@ -87,17 +107,46 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
     notify: (device, topic, rejection) => notifyRejection(broker, device, topic, rejection),
   });
 
+  /** Points the store refused for good (a bad line) join the rejection log, never vanish. */
+  function storeRefused(points: readonly Point[], message: string): void {
+    const now = new Date().toISOString();
+    for (const p of points) {
+      const type = typeOf.get(p.measurement) ?? p.measurement;
+      rejections.record({
+        receivedAt: now,
+        deviceId: p.tags.device_id,
+        type,
+        topic: `sensors/${type}/${p.tags.device_id}/telemetry`,
+        code: REJECT.STORE_REFUSED,
+        reasons: [{ pointer: '', message: `the store refused this reading: ${message}` }],
+        payload: Buffer.from(JSON.stringify({ ts: p.ts, data: p.fields })),
+      });
+    }
+    log.warn(
+      { points: points.length, err: message },
+      'store refused points; recorded as rejections',
+    );
+  }
+
   let listeners: Listener[] = [];
   let app: FastifyInstance | undefined;
   const ready = () => {
     const listening = listeners.length === 2;
-    return {
-      ok: listening,
-      checks: {
-        broker: listening ? { ok: true } : { ok: false, detail: 'MQTT listeners are not open' },
-        store: { ok: true, detail: store.kind },
-      },
+    const sinkError = drainer.lastError;
+    const checks = {
+      broker: listening ? { ok: true } : { ok: false, detail: 'MQTT listeners are not open' },
+      store: sinkError
+        ? { ok: false, detail: `${store.kind}: ${sinkError.message} (retrying)` }
+        : { ok: true, detail: store.kind },
+      spool:
+        spoolState === 'ok'
+          ? { ok: true, detail: `${spool.bytes} bytes pending` }
+          : {
+              ok: false,
+              detail: `spool above its high watermark (${spool.bytes} of ${config.spoolMaxBytes} bytes): not acknowledging until the store catches up`,
+            },
     };
+    return { ok: Object.values(checks).every((c) => c.ok), checks };
   };
 
   return {
@@ -106,6 +155,7 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
     ingest,
     enrollmentKey,
     async start() {
+      drainer.start();
       app = await buildApp({ registry, apiKeys, catalog, store, rejections, live, log, ready });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       const http = app.server.address();
@@ -131,7 +181,8 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       await Promise.all(closing);
       await app?.close();
-      await committer.drain();
+      await drainer.stop(DRAIN_ON_CLOSE_MS);
+      await spool.close();
       rejections.flush();
       await store.close();
       db.close();

@@ -6,8 +6,8 @@
  */
 import type { Logger } from 'pino';
 import { TaihuError } from '../errors.js';
+import type { Point } from '../store/types.js';
 import type { Catalog } from './catalog.js';
-import type { GroupCommitter } from './committer.js';
 import type { LiveState } from './live.js';
 import {
   createPipeline,
@@ -26,7 +26,8 @@ export interface IngestCounters {
 
 export interface IngestDeps {
   readonly catalog: Catalog;
-  readonly committer: GroupCommitter;
+  /** Makes points durable; the message may be acknowledged once it resolves. */
+  readonly commit: (points: readonly Point[]) => Promise<void>;
   readonly rejections: RejectionLog;
   readonly live: LiveState;
   readonly log: Logger;
@@ -61,7 +62,7 @@ export class Ingest {
       this.reject(device, topic, payload, result.rejection, now);
       return undefined;
     }
-    return this.#deps.committer.commit(result.points).then(
+    return this.#deps.commit(result.points).then(
       () => {
         this.counters.accepted++;
         this.counters.readings += result.points.length;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ROOT, runTaihu, startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { connect, seedDevice, telemetryTopic } from '../helpers/clients.js';
+import { connect, eventually, seedDevice, telemetryTopic } from '../helpers/clients.js';
 
 const temps: string[] = [];
 const gateways: RunningGateway[] = [];
@@ -101,9 +101,13 @@ describe('restart', () => {
     gateways.push(second);
     expect(second.logs.some((l) => l.msg === 'devices loaded from seeds')).toBe(false);
     expect((await second.api('/api/v1/devices?limit=1')).body.total).toBe(devicesBefore);
-    const res = await second.api(
-      `/api/v1/aggregates?type=air-quality&field=pm25_ugm3&fn=last&every=1h&from=now-2h&device=${dev.id}&fill=none`,
-    );
+    // The store is fed from the spool: poll until the reading is queryable.
+    const res = await eventually(async () => {
+      const r = await second.api(
+        `/api/v1/aggregates?type=air-quality&field=pm25_ugm3&fn=last&every=1h&from=now-2h&device=${dev.id}&fill=none`,
+      );
+      return r.body.series.length > 0 ? r : undefined;
+    });
     expect(res.body.series[0].points).toEqual([expect.objectContaining({ value: 12.5, count: 1 })]);
   });
 

@@ -1,0 +1,326 @@
+/**
+ * Moves spooled records into the store, in order, in batches (DESIGN §6). A batch is confirmed
+ * to the spool only after the store accepted it, so a crash in between replays it; the store
+ * overwrites the same series + timestamp, so a replay is harmless.
+ *
+ * - One write in flight at a time: records reach the store in spool order, and a later point
+ *   for the same series and timestamp overwrites an earlier one as it did on the device.
+ * - Retryable failures (anything whose `retryable` is not `false`: a network error is not
+ *   proof the data is bad) retry the same batch forever with exponential backoff and full
+ *   jitter, or after the error's `retryAfterMs` when the sink said how long to wait. The spool
+ *   is the buffer; giving up would be a silent drop.
+ * - `retryable === false` means "this data will never be accepted" (HTTP 400/422, a bad
+ *   line): the batch is halved until the bad points are alone, those go to `onRejected`, the
+ *   rest is written, and the drainer moves on. A sink must therefore report errors that are
+ *   not about the data (401, 404 bucket, 5xx) as retryable.
+ */
+import { TaihuError } from '../errors.js';
+import type { Point, Store } from '../store/types.js';
+import type { Spool, SpoolLogger, SpoolRecord } from './spool.js';
+
+export interface DrainerOptions {
+  /** Most points per store write; a single record larger than this is written alone. */
+  readonly maxBatchPoints?: number | undefined;
+  /** How long the oldest record of a batch may wait for company, ms, counted from its append. */
+  readonly maxBatchAgeMs?: number | undefined;
+  /** Ceiling of the first retry delay, ms; doubled per attempt up to maxBackoffMs. */
+  readonly baseBackoffMs?: number | undefined;
+  /** Ceiling of any retry delay the drainer picks itself, ms. */
+  readonly maxBackoffMs?: number | undefined;
+  readonly logger: SpoolLogger;
+  /** Points the store refused for good, with its reason; for the rejection log. */
+  readonly onRejected: (points: Point[], error: TaihuError) => void;
+  /** Source of jitter in [0, 1); tests make it deterministic. */
+  readonly random?: (() => number) | undefined;
+}
+
+export const defaultDrainerOptions = {
+  // Points per store write; InfluxDB's write guidance is batches of about 5,000 lines.
+  maxBatchPoints: 5_000,
+  // A lone record waits at most this for a fuller batch, ms; 0 = write whatever is there at once.
+  maxBatchAgeMs: 1_000,
+  // First retry within [0, 100] ms (full jitter), the ceiling doubling per attempt.
+  baseBackoffMs: 100,
+  // Retry delay ceiling, ms; a retryAfterMs from the sink overrides it.
+  maxBackoffMs: 30_000,
+} as const;
+
+/** Most bytes of records read from the spool per call. */
+const READ_BYTES = 8 * 1024 * 1024;
+
+/** Thrown inside the loop when stop()'s deadline passed: leave without confirming. */
+class Abandoned extends Error {}
+
+export class Drainer {
+  readonly #spool: Spool;
+  readonly #store: Store;
+  readonly #log: SpoolLogger;
+  readonly #onRejected: (points: Point[], error: TaihuError) => void;
+  readonly #random: () => number;
+  readonly #maxBatchPoints: number;
+  readonly #maxBatchAgeMs: number;
+  readonly #baseBackoffMs: number;
+  readonly #maxBackoffMs: number;
+
+  /** Records read from the spool and not yet confirmed; the next batch is a prefix of them. */
+  #carry: SpoolRecord[] = [];
+  #loop: Promise<void> | undefined;
+  /** Aborted by stop(): waits for data or for a batch to fill end at once. */
+  #wake = new AbortController();
+  /** Aborted at stop()'s deadline: backoff sleeps end and nothing more is confirmed. */
+  #deadline = new AbortController();
+  #stopping = false;
+  #stopped: Promise<void> | undefined;
+
+  #pointsWritten = 0;
+  #batches = 0;
+  #retries = 0;
+  #rejectedPoints = 0;
+  #lastWriteLatencyMs = 0;
+  #lastError: Error | undefined;
+
+  constructor(spool: Spool, store: Store, opts: DrainerOptions) {
+    const d = defaultDrainerOptions;
+    this.#spool = spool;
+    this.#store = store;
+    this.#log = opts.logger;
+    this.#onRejected = opts.onRejected;
+    this.#random = opts.random ?? Math.random;
+    this.#maxBatchPoints = Math.max(1, opts.maxBatchPoints ?? d.maxBatchPoints);
+    this.#maxBatchAgeMs = Math.max(0, opts.maxBatchAgeMs ?? d.maxBatchAgeMs);
+    this.#baseBackoffMs = Math.max(0, opts.baseBackoffMs ?? d.baseBackoffMs);
+    this.#maxBackoffMs = Math.max(this.#baseBackoffMs, opts.maxBackoffMs ?? d.maxBackoffMs);
+  }
+
+  get pointsWritten(): number {
+    return this.#pointsWritten;
+  }
+  /** Batches written and confirmed. */
+  get batches(): number {
+    return this.#batches;
+  }
+  /** Failed write attempts that were retried. */
+  get retries(): number {
+    return this.#retries;
+  }
+  get rejectedPoints(): number {
+    return this.#rejectedPoints;
+  }
+  /** Duration of the last successful store write, ms. */
+  get lastWriteLatencyMs(): number {
+    return this.#lastWriteLatencyMs;
+  }
+  /** The last failed write's error while the sink is failing; undefined once a write succeeds. */
+  get lastError(): Error | undefined {
+    return this.#lastError;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /**
+   * Writes what the spool holds until it is empty or `deadlineMs` has passed, then stops.
+   * Whatever is not confirmed by then stays in the spool and is replayed on the next start.
+   */
+  stop(deadlineMs: number): Promise<void> {
+    this.#stopped ??= this.#stop(deadlineMs);
+    return this.#stopped;
+  }
+
+  async #stop(deadlineMs: number): Promise<void> {
+    const loop = this.#loop;
+    this.#stopping = true;
+    if (loop === undefined) return;
+    this.#wake.abort();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.#deadline.abort();
+        resolve();
+      }, deadlineMs);
+    });
+    await Promise.race([loop, deadline]);
+    clearTimeout(timer);
+    if (this.#deadline.signal.aborted) {
+      this.#log.warn(
+        { deadlineMs, pendingRecords: this.#spool.pendingRecords },
+        'drainer stopped at its deadline; unconfirmed records are replayed on the next start',
+      );
+    }
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (!this.#deadline.signal.aborted) {
+      try {
+        const n = await this.#collect();
+        if (n === undefined) return; // stopping, and the spool has nothing more
+        if (n === 0) continue;
+        const batch = this.#carry.slice(0, n);
+        const points: Point[] = [];
+        for (const r of batch) for (const p of r.points) points.push(p);
+        await this.#writeAll(points);
+        await this.#spool.confirm((batch.at(-1) as SpoolRecord).seq);
+        // Only now: if anything above throws, the batch is still in hand and is written again
+        // (the spool hands a record out once per process, and a later confirm covers it).
+        this.#carry.splice(0, n);
+        this.#batches++;
+        failures = 0;
+      } catch (err) {
+        if (err instanceof Abandoned || this.#deadline.signal.aborted) return;
+        if (err instanceof TaihuError && err.code === 'TAIHU_ERR_SPOOL_CLOSED') {
+          this.#log.warn({}, 'drainer: spool closed before the drainer was stopped');
+          return;
+        }
+        // A spool read or checkpoint failed (disk trouble): back off and go on; the loop
+        // never ends by itself while the gateway runs.
+        failures++;
+        this.#log.error({ err, failures }, 'drainer: spool operation failed; retrying');
+        await sleep(this.#backoff(failures), this.#deadline.signal);
+      }
+    }
+  }
+
+  /**
+   * Makes the first records of `#carry` the next batch and returns how many: up to
+   * maxBatchPoints, waiting for more while the oldest is younger than maxBatchAgeMs. Undefined
+   * when stopping and the spool has nothing more.
+   */
+  async #collect(): Promise<number | undefined> {
+    const max = this.#maxBatchPoints;
+    for (;;) {
+      let n = 0;
+      let points = 0;
+      for (const r of this.#carry) {
+        if (n > 0 && points + r.points.length > max) break;
+        n++;
+        points += r.points.length;
+      }
+      if (n < this.#carry.length || points >= max) return n;
+      // Every record holds at least one point: this many records is never more than a batch.
+      const batch = await this.#spool.read(max - points, READ_BYTES);
+      if (batch.records.length > 0) {
+        for (const r of batch.records) this.#carry.push(r);
+        continue;
+      }
+      const oldest = this.#carry[0];
+      if (oldest === undefined) {
+        if (this.#stopping) return undefined;
+        await this.#spool.waitForData(this.#wake.signal);
+        continue;
+      }
+      const waitMs = oldest.appendedAt + this.#maxBatchAgeMs - Date.now();
+      if (this.#stopping || waitMs <= 0) return n;
+      if (!(await this.#waitForData(waitMs))) return n;
+    }
+  }
+
+  /** Waits for unread records at most `ms`; false when none came. */
+  async #waitForData(ms: number): Promise<boolean> {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), ms);
+    const onWake = (): void => ctl.abort();
+    this.#wake.signal.addEventListener('abort', onWake, { once: true });
+    try {
+      return await this.#spool.waitForData(ctl.signal);
+    } finally {
+      clearTimeout(timer);
+      this.#wake.signal.removeEventListener('abort', onWake);
+    }
+  }
+
+  /** Writes `points`, isolating and rejecting the ones the store refuses for good. */
+  async #writeAll(points: Point[]): Promise<void> {
+    const refused = await this.#writeRetrying(points);
+    if (refused === undefined) return;
+    if (points.length === 1) {
+      this.#reject(points, refused);
+      return;
+    }
+    // Halving finds k bad points among n in about 2·k·log2(n) writes; order is kept.
+    const mid = points.length >>> 1;
+    await this.#writeAll(points.slice(0, mid));
+    await this.#writeAll(points.slice(mid));
+  }
+
+  /** Undefined once written; the error when the store refused the data for good. */
+  async #writeRetrying(points: readonly Point[]): Promise<TaihuError | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.#deadline.signal.aborted) throw new Abandoned();
+      const t0 = performance.now();
+      try {
+        await this.#store.write(points);
+        this.#lastWriteLatencyMs = performance.now() - t0;
+        this.#pointsWritten += points.length;
+        this.#lastError = undefined;
+        return undefined;
+      } catch (err) {
+        if (isRefusal(err)) return asTaihuError(err);
+        this.#retries++;
+        this.#lastError = err instanceof Error ? err : new Error(String(err));
+        const hinted = retryAfterMs(err);
+        const delayMs = hinted ?? this.#backoff(attempt);
+        this.#log.warn(
+          { err, attempt, delayMs, points: points.length, store: this.#store.kind },
+          'store write failed; retrying the same batch',
+        );
+        await sleep(delayMs, this.#deadline.signal);
+      }
+    }
+  }
+
+  #reject(points: Point[], error: TaihuError): void {
+    this.#rejectedPoints += points.length;
+    this.#log.warn(
+      { err: error, points: points.length, measurement: points[0]?.measurement },
+      'store refused points; sent to the rejection log',
+    );
+    try {
+      this.#onRejected(points, error);
+    } catch (err) {
+      this.#log.error({ err }, 'drainer onRejected callback threw');
+    }
+  }
+
+  /** Full jitter: uniform in [0, min(max, base·2^(attempt-1))]. */
+  #backoff(attempt: number): number {
+    const ceiling = Math.min(this.#maxBackoffMs, this.#baseBackoffMs * 2 ** (attempt - 1));
+    return Math.round(this.#random() * ceiling);
+  }
+}
+
+function isRefusal(err: unknown): boolean {
+  return (
+    typeof err === 'object' && err !== null && (err as { retryable?: unknown }).retryable === false
+  );
+}
+
+function asTaihuError(err: unknown): TaihuError {
+  if (err instanceof TaihuError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new TaihuError('TAIHU_ERR_STORE_REFUSED', `store refused the points: ${message}`, {
+    statusCode: 400,
+    cause: err,
+  });
+}
+
+function retryAfterMs(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const v = (err as { retryAfterMs?: unknown }).retryAfterMs;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
