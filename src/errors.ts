@@ -72,6 +72,11 @@ export const ERR_FORBIDDEN = createError(
   (role: string) => `this route needs an API key with the '${role}' role`,
   403,
 );
+export const ERR_CONFLICT = createError(
+  'TAIHU_ERR_CONFLICT',
+  (what: string, id: string) => `${what} '${id}' already exists`,
+  409,
+);
 export const ERR_NOT_FOUND = createError(
   'TAIHU_ERR_NOT_FOUND',
   (what: string, id: string) => `${what} '${id}' not found`,

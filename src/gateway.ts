@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { createBroker, notifyRejection } from './broker/broker.js';
+import { createBroker, disconnectDevice, notifyRejection } from './broker/broker.js';
 import { listenTcp, listenWebSocket, type Listener } from './broker/listeners.js';
 import type { Config } from './config.js';
 import { buildApp } from './http/app.js';
@@ -156,7 +156,17 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
     enrollmentKey,
     async start() {
       drainer.start();
-      app = await buildApp({ registry, apiKeys, catalog, store, rejections, live, log, ready });
+      app = await buildApp({
+        registry,
+        apiKeys,
+        catalog,
+        store,
+        rejections,
+        live,
+        log,
+        ready,
+        disconnect: (id) => disconnectDevice(broker, id),
+      });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       const http = app.server.address();
       listeners = [

@@ -11,7 +11,7 @@ import type { Ingest } from '../ingest/ingest.js';
 import type { LiveState } from '../ingest/live.js';
 import type { Rejection } from '../ingest/pipeline.js';
 import { REJECT } from '../errors.js';
-import { deriveDeviceSecret, secretsEqual } from '../registry/credentials.js';
+import { deriveDeviceSecret, secretsEqual, verifySecret } from '../registry/credentials.js';
 import type { DeviceRecord, Registry } from '../registry/registry.js';
 import { mayPublish, maySubscribe, sensorTopic } from './topics.js';
 
@@ -71,10 +71,6 @@ export async function createBroker(deps: BrokerDeps): Promise<Aedes> {
         );
         return done(refuse(CONNACK.NOT_AUTHORIZED, 'unknown or disabled device'), false);
       }
-      if (!secretsEqual(password, deriveDeviceSecret(deps.enrollmentKey, device.id))) {
-        log.info({ deviceId: device.id }, 'connect refused: wrong password');
-        return done(refuse(CONNACK.NOT_AUTHORIZED, 'wrong password'), false);
-      }
       // A Will is a publish made later on the device's behalf: same ACL, checked now.
       const will = willOf(client);
       if (will && !mayPublish(device, will.topic)) {
@@ -84,7 +80,24 @@ export async function createBroker(deps: BrokerDeps): Promise<Aedes> {
         );
         return done(refuse(CONNACK.NOT_AUTHORIZED, 'Will topic not allowed'), false);
       }
-      done(null, true);
+      const hash = registry.secretHashOf(device.id);
+      const checked = hash
+        ? verifySecret(password, hash)
+        : Promise.resolve(
+            secretsEqual(password, deriveDeviceSecret(deps.enrollmentKey, device.id)),
+          );
+      checked.then(
+        (ok) => {
+          // The device may have been disabled while its secret was being checked.
+          if (ok && registry.get(device.id)?.state === 'active') return done(null, true);
+          log.info({ deviceId: device.id }, 'connect refused: wrong password');
+          done(refuse(CONNACK.NOT_AUTHORIZED, 'wrong password'), false);
+        },
+        (err: unknown) => {
+          log.error({ err, deviceId: device.id }, 'secret check failed');
+          done(refuse(CONNACK.NOT_AUTHORIZED, 'secret check failed'), false);
+        },
+      );
     },
 
     authorizePublish(client, packet, done) {
@@ -137,6 +150,7 @@ export async function createBroker(deps: BrokerDeps): Promise<Aedes> {
   });
   broker.on('clientDisconnect', (client) => {
     // A reconnect with the same id replaces the client before the old one is gone.
+    // why: `clients` is Aedes's own id → Client table; not typed.
     const current = (broker as unknown as { clients: Record<string, Client | undefined> }).clients[
       client.id
     ];
@@ -175,4 +189,15 @@ export function notifyRejection(
     },
     () => {},
   );
+}
+
+/** Closes a device's connection (disabled or deleted); its clean session goes with it. */
+export function disconnectDevice(broker: Aedes, deviceId: string): boolean {
+  // why: `clients` is Aedes's own id → Client table (a null-prototype object); not typed.
+  const client = (broker as unknown as { clients: Record<string, Client | undefined> }).clients[
+    deviceId
+  ];
+  if (!client) return false;
+  client.close();
+  return true;
 }

@@ -17,6 +17,7 @@ import type { Store } from '../store/types.js';
 import { aggregateRoutes } from './routes/aggregates.js';
 import { deviceRoutes } from './routes/devices.js';
 import { healthRoutes } from './routes/health.js';
+import { keyRoutes } from './routes/keys.js';
 import { rejectionRoutes } from './routes/rejections.js';
 import { schemaRoutes } from './routes/schemas.js';
 
@@ -29,6 +30,8 @@ export interface AppDeps {
   readonly live: LiveState;
   readonly log: Logger;
   /** Readiness checks beyond the process being up. */
+  /** Closes a device's MQTT connection (after disable or delete). */
+  readonly disconnect: (deviceId: string) => void;
   readonly ready: () => { ok: boolean; checks: Record<string, { ok: boolean; detail?: string }> };
   readonly now?: () => number;
 }
@@ -112,6 +115,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(deviceRoutes(deps), { prefix: '/api/v1' });
   await app.register(rejectionRoutes(deps), { prefix: '/api/v1' });
   await app.register(aggregateRoutes(deps), { prefix: '/api/v1' });
+  await app.register(keyRoutes(deps), { prefix: '/api/v1' });
   return app;
 }
 
@@ -120,6 +124,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
+  409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   429: 'Too Many Requests',

@@ -7,6 +7,13 @@ import type Database from 'better-sqlite3';
 
 export type Role = 'read' | 'admin';
 
+export interface ApiKeyRecord {
+  readonly id: string;
+  readonly role: Role;
+  readonly name: string | null;
+  readonly createdAt: string;
+}
+
 export function hashKey(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
@@ -56,5 +63,26 @@ export class ApiKeys {
       .run(id, hash, role, name ?? null, new Date().toISOString());
     this.#byHash.set(hash, role);
     return { id, key };
+  }
+
+  /** Unrevoked stored keys (never the keys themselves). */
+  list(): ApiKeyRecord[] {
+    return this.#db
+      .prepare(
+        'SELECT id, role, name, created_at AS createdAt FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at, id',
+      )
+      .all() as ApiKeyRecord[];
+  }
+
+  /** Revokes a stored key at once; false if there is no such unrevoked key. */
+  revoke(id: string): boolean {
+    const row = this.#db
+      .prepare(
+        'UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING hash',
+      )
+      .get(new Date().toISOString(), id) as { hash: string } | undefined;
+    if (!row) return false;
+    this.#byHash.delete(row.hash);
+    return true;
   }
 }

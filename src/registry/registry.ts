@@ -6,6 +6,8 @@ import Database from 'better-sqlite3';
 import type { Seeds } from './seeds.js';
 
 export type DeviceState = 'active' | 'disabled';
+/** enrollment: secret derived from the enrollment key; individual: own secret, stored hashed. */
+export type CredentialKind = 'enrollment' | 'individual';
 
 export interface DeviceRecord {
   readonly id: string;
@@ -15,8 +17,26 @@ export interface DeviceRecord {
   readonly lat: number;
   readonly lon: number;
   readonly state: DeviceState;
+  readonly credential: CredentialKind;
   /** ISO 8601. */
   readonly createdAt: string;
+}
+
+export interface NewDevice {
+  readonly id: string;
+  readonly type: string;
+  readonly siteId: string;
+  readonly lat: number;
+  readonly lon: number;
+}
+
+export interface SiteRecord {
+  readonly id: string;
+  readonly district: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly lat: number;
+  readonly lon: number;
 }
 
 export interface DeviceFilter {
@@ -40,6 +60,10 @@ export function openDatabase(path: string): Database.Database {
 export class Registry {
   readonly #db: Database.Database;
   readonly #devices = new Map<string, DeviceRecord>();
+  /** Scrypt hashes of individual secrets; kept apart so a record never carries one. */
+  readonly #secretHashes = new Map<string, string>();
+  /** Device ids in order, rebuilt lazily after a change (listing is paged by id). */
+  #sortedIds: string[] | undefined;
 
   constructor(db: Database.Database) {
     this.#db = db;
@@ -52,11 +76,22 @@ export class Registry {
       CREATE TABLE IF NOT EXISTS devices (
         id TEXT PRIMARY KEY, type TEXT NOT NULL, district TEXT NOT NULL, site_id TEXT NOT NULL,
         lat REAL NOT NULL, lon REAL NOT NULL, state TEXT NOT NULL DEFAULT 'active',
-        created_at TEXT NOT NULL);
+        created_at TEXT NOT NULL, secret_hash TEXT);
+      -- Deleted devices stay deleted: seeds never bring them back.
+      CREATE TABLE IF NOT EXISTS deleted_devices (id TEXT PRIMARY KEY, deleted_at TEXT NOT NULL);
     `);
     for (const row of db.prepare('SELECT * FROM devices ORDER BY id').all() as DeviceRow[]) {
-      this.#devices.set(row.id, fromRow(row));
+      this.#put(row);
     }
+  }
+
+  #put(row: DeviceRow): DeviceRecord {
+    const d = fromRow(row);
+    if (!this.#devices.has(d.id)) this.#sortedIds = undefined;
+    this.#devices.set(d.id, d);
+    if (row.secret_hash) this.#secretHashes.set(d.id, row.secret_hash);
+    else this.#secretHashes.delete(d.id);
+    return d;
   }
 
   /**
@@ -73,7 +108,8 @@ export class Registry {
     );
     const insDevice = this.#db.prepare(
       `INSERT OR IGNORE INTO devices (id, type, district, site_id, lat, lon, state, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, 'active', ?) RETURNING *`,
+       SELECT @id, @type, @district, @siteId, @lat, @lon, 'active', @now
+       WHERE NOT EXISTS (SELECT 1 FROM deleted_devices WHERE id = @id) RETURNING *`,
     );
     const added: DeviceRow[] = [];
     this.#db.transaction(() => {
@@ -88,12 +124,11 @@ export class Registry {
       }
       for (const s of seeds.sites) insSite.run(s.id, s.district, s.kind, s.name, s.lat, s.lon);
       for (const d of seeds.devices) {
-        const row = insDevice.get(d.id, d.type, d.district, d.siteId, d.lat, d.lon, now) as
-          DeviceRow | undefined;
+        const row = insDevice.get({ ...d, now }) as DeviceRow | undefined;
         if (row) added.push(row);
       }
     })();
-    for (const row of added) this.#devices.set(row.id, fromRow(row));
+    for (const row of added) this.#put(row);
     return added.length;
   }
 
@@ -109,7 +144,10 @@ export class Registry {
   list(filter: DeviceFilter): { items: DeviceRecord[]; total: number } {
     const items: DeviceRecord[] = [];
     let total = 0;
-    for (const d of this.#devices.values()) {
+    this.#sortedIds ??= [...this.#devices.keys()].sort();
+    for (const id of this.#sortedIds) {
+      const d = this.#devices.get(id);
+      if (!d) continue;
       if (filter.type !== undefined && d.type !== filter.type) continue;
       if (filter.district !== undefined && d.district !== filter.district) continue;
       if (filter.where && !filter.where(d)) continue;
@@ -120,12 +158,69 @@ export class Registry {
   }
 
   setState(id: string, state: DeviceState): DeviceRecord | undefined {
-    const d = this.#devices.get(id);
-    if (!d) return undefined;
-    this.#db.prepare('UPDATE devices SET state = ? WHERE id = ?').run(state, id);
-    const next = { ...d, state };
-    this.#devices.set(id, next);
-    return next;
+    const row = this.#db
+      .prepare('UPDATE devices SET state = ? WHERE id = ? RETURNING *')
+      .get(state, id) as DeviceRow | undefined;
+    return row && this.#put(row);
+  }
+
+  /** The scrypt hash of a device's individual secret, if it has one. */
+  secretHashOf(id: string): string | undefined {
+    return this.#secretHashes.get(id);
+  }
+
+  /** Sets (or rotates) a device's individual secret; undefined if the device is unknown. */
+  setSecretHash(id: string, hash: string): DeviceRecord | undefined {
+    const row = this.#db
+      .prepare('UPDATE devices SET secret_hash = ? WHERE id = ? RETURNING *')
+      .get(hash, id) as DeviceRow | undefined;
+    return row && this.#put(row);
+  }
+
+  /** Registers a device with individual credentials; its district is its site's. */
+  create(d: NewDevice, secretHash: string): DeviceRecord {
+    const site = this.site(d.siteId);
+    if (!site) throw new Error(`unknown site ${d.siteId}`);
+    const row = this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM deleted_devices WHERE id = ?').run(d.id);
+      return this.#db
+        .prepare(
+          `INSERT INTO devices (id, type, district, site_id, lat, lon, state, created_at, secret_hash)
+           VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?) RETURNING *`,
+        )
+        .get(
+          d.id,
+          d.type,
+          site.district,
+          site.id,
+          d.lat,
+          d.lon,
+          new Date().toISOString(),
+          secretHash,
+        ) as DeviceRow;
+    })();
+    return this.#put(row);
+  }
+
+  /** Deletes a device for good (seeds will not restore it). */
+  remove(id: string): boolean {
+    if (!this.#devices.has(id)) return false;
+    this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM devices WHERE id = ?').run(id);
+      this.#db
+        .prepare('INSERT OR REPLACE INTO deleted_devices (id, deleted_at) VALUES (?, ?)')
+        .run(id, new Date().toISOString());
+    })();
+    this.#devices.delete(id);
+    this.#secretHashes.delete(id);
+    this.#sortedIds = undefined;
+    return true;
+  }
+
+  site(id: string): SiteRecord | undefined {
+    return this.#db
+      .prepare('SELECT id, district, kind, name, lat, lon FROM sites WHERE id = ?')
+      .get(id) as SiteRecord | undefined;
   }
 
   districts(): { id: string; name: string }[] {
@@ -149,6 +244,7 @@ interface DeviceRow {
   lon: number;
   state: DeviceState;
   created_at: string;
+  secret_hash: string | null;
 }
 
 function fromRow(r: DeviceRow): DeviceRecord {
@@ -160,6 +256,7 @@ function fromRow(r: DeviceRow): DeviceRecord {
     lat: r.lat,
     lon: r.lon,
     state: r.state,
+    credential: r.secret_hash ? 'individual' : 'enrollment',
     createdAt: r.created_at,
   };
 }

@@ -24,8 +24,11 @@ export interface RunningGateway {
   readonly dataDir: string;
   readonly logs: LogLine[];
   readonly process: ChildProcess;
-  /** GET/POST against the HTTP API with the admin key. */
-  api(path: string, init?: { key?: string | null }): Promise<{ status: number; body: any }>;
+  /** A request to the HTTP API, with the admin key unless told otherwise. */
+  api(
+    path: string,
+    init?: { key?: string | null; method?: string; body?: unknown },
+  ): Promise<{ status: number; body: any; headers: Headers }>;
   secret(deviceId: string): string;
   /** SIGTERM and wait; resolves with the exit code. */
   stop(): Promise<number | null>;
@@ -89,11 +92,21 @@ export async function startGateway(
     process: child,
     async api(path, init = {}) {
       const key = init.key === undefined ? ADMIN_KEY : init.key;
+      const headers: Record<string, string> =
+        key === null ? {} : { authorization: `Bearer ${key}` };
+      if (init.body !== undefined) headers['content-type'] = 'application/json';
       const res = await fetch(`http://127.0.0.1:${ports.http}${path}`, {
-        headers: key === null ? {} : { authorization: `Bearer ${key}` },
+        method: init.method ?? 'GET',
+        headers,
+        body: init.body === undefined ? undefined : JSON.stringify(init.body),
       });
       const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+      const json = res.headers.get('content-type')?.includes('json');
+      return {
+        status: res.status,
+        body: text && json ? JSON.parse(text) : text,
+        headers: res.headers,
+      };
     },
     secret: (id) => deriveDeviceSecret(ENROLLMENT_KEY, id),
     async stop() {

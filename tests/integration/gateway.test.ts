@@ -372,16 +372,34 @@ describe('HTTP API', () => {
       expect(s.body['x-type']).toBe(t.type);
     }
     const doc = await gw.api('/openapi.json', { key: null });
-    expect(Object.keys(doc.body.paths).sort()).toEqual([
-      '/api/v1/aggregates',
-      '/api/v1/devices',
-      '/api/v1/devices/{id}',
-      '/api/v1/rejections',
-      '/api/v1/schemas',
-      '/api/v1/schemas/{type}',
-      '/health',
-      '/ready',
-    ]);
+    const paths = doc.body.paths as Record<string, Record<string, any>>;
+    expect(Object.keys(paths)).toEqual(
+      expect.arrayContaining([
+        '/health',
+        '/ready',
+        '/api/v1/aggregates',
+        '/api/v1/devices',
+        '/api/v1/devices/{id}',
+        '/api/v1/devices/{id}/secret',
+        '/api/v1/devices/{id}/disable',
+        '/api/v1/devices/{id}/enable',
+        '/api/v1/keys',
+        '/api/v1/keys/{id}',
+        '/api/v1/rejections',
+        '/api/v1/schemas',
+        '/api/v1/schemas/{type}',
+      ]),
+    );
+    // Every operation documents itself and its successful answer.
+    for (const [path, ops] of Object.entries(paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        expect(op.summary, `${method} ${path}`).toEqual(expect.any(String));
+        expect(
+          Object.keys(op.responses ?? {}).some((c) => /^2/.test(c)),
+          `${method} ${path}`,
+        ).toBe(true);
+      }
+    }
     expect((await gw.api('/ready', { key: null })).status).toBe(200);
   });
 });

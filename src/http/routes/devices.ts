@@ -1,5 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { ERR_BAD_PARAM, ERR_NOT_FOUND } from '../../errors.js';
+import { ERR_BAD_PARAM, ERR_CONFLICT, ERR_NOT_FOUND } from '../../errors.js';
+import { DEVICE_ID_RE } from '../../registry/seeds.js';
+import { hashSecret, newDeviceSecret } from '../../registry/credentials.js';
 import { DEVICE_STATUSES, type DeviceStatus } from '../../ingest/live.js';
 import type { DeviceRecord } from '../../registry/registry.js';
 import type { AppDeps } from '../app.js';
@@ -13,6 +15,7 @@ const DEVICE_PROPS = {
   lat: { type: 'number' },
   lon: { type: 'number' },
   state: { type: 'string', enum: ['active', 'disabled'] },
+  credential: { type: 'string', enum: ['enrollment', 'individual'] },
   createdAt: { type: 'string', format: 'date-time' },
   status: { type: 'string', enum: DEVICE_STATUSES },
   lastSeen: { type: ['string', 'null'], format: 'date-time' },
@@ -41,10 +44,35 @@ interface ListQuery {
   offset: number;
 }
 
+const RECORD_SCHEMA = { type: 'object', properties: DEVICE_PROPS } as const;
+const ID_PARAMS = {
+  type: 'object',
+  properties: { id: { type: 'string', maxLength: 64 } },
+  required: ['id'],
+} as const;
+const CREDENTIALS_SCHEMA = {
+  type: 'object',
+  description: 'MQTT credentials; the password is shown once and stored only as a scrypt hash',
+  properties: {
+    clientId: { type: 'string' },
+    username: { type: 'string' },
+    password: { type: 'string' },
+  },
+} as const;
+
+interface CreateBody {
+  id: string;
+  type: string;
+  siteId: string;
+  lat?: number;
+  lon?: number;
+}
+
 export function deviceRoutes({
   registry,
   catalog,
   live,
+  disconnect,
   now = Date.now,
 }: AppDeps): FastifyPluginAsync {
   const intervalMs = (d: DeviceRecord) => (catalog.get(d.type)?.intervalSeconds ?? 60) * 1000;
@@ -130,5 +158,151 @@ export function deviceRoutes({
         return { ...d, ...live.view(d.id, intervalMs(d), now()) };
       },
     );
+
+    app.post<{ Body: CreateBody }>(
+      '/devices',
+      {
+        config: { auth: 'admin' },
+        schema: {
+          summary:
+            'Register a device with individual credentials (admin); the secret is returned once',
+          tags: ['devices'],
+          body: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['id', 'type', 'siteId'],
+            properties: {
+              id: {
+                type: 'string',
+                pattern: DEVICE_ID_RE.source,
+                description: 'device id = MQTT username = client id',
+              },
+              type: { type: 'string', maxLength: 64 },
+              siteId: {
+                type: 'string',
+                maxLength: 64,
+                description: 'an existing site; the device takes its district',
+              },
+              lat: { type: 'number', minimum: -90, maximum: 90 },
+              lon: { type: 'number', minimum: -180, maximum: 180 },
+            },
+          },
+          response: {
+            201: {
+              type: 'object',
+              properties: { device: RECORD_SCHEMA, credentials: CREDENTIALS_SCHEMA },
+            },
+            400: ERROR_SCHEMA,
+            409: ERROR_SCHEMA,
+          },
+        },
+      },
+      async (req, reply) => {
+        const b = req.body;
+        if (!catalog.has(b.type)) {
+          throw ERR_BAD_PARAM(
+            'type',
+            `unknown device type "${b.type}"; known: ${catalog
+              .list()
+              .map((t) => t.type)
+              .join(', ')}`,
+          );
+        }
+        const site = registry.site(b.siteId);
+        if (!site) throw ERR_BAD_PARAM('siteId', `unknown site "${b.siteId}"`);
+        if (registry.get(b.id)) throw ERR_CONFLICT('device', b.id);
+        const secret = newDeviceSecret();
+        const device = registry.create(
+          {
+            id: b.id,
+            type: b.type,
+            siteId: site.id,
+            lat: b.lat ?? site.lat,
+            lon: b.lon ?? site.lon,
+          },
+          await hashSecret(secret),
+        );
+        req.log.info({ deviceId: device.id, type: device.type }, 'device registered');
+        return reply.status(201).send({ device, credentials: credentials(device.id, secret) });
+      },
+    );
+
+    app.post<{ Params: { id: string } }>(
+      '/devices/:id/secret',
+      {
+        config: { auth: 'admin' },
+        schema: {
+          summary:
+            'Issue a new individual secret (admin); the old one, or the enrollment-derived one, stops working',
+          tags: ['devices'],
+          params: ID_PARAMS,
+          response: {
+            200: { type: 'object', properties: { credentials: CREDENTIALS_SCHEMA } },
+            404: ERROR_SCHEMA,
+          },
+        },
+      },
+      async (req) => {
+        if (!registry.get(req.params.id)) throw ERR_NOT_FOUND('device', req.params.id);
+        const secret = newDeviceSecret();
+        registry.setSecretHash(req.params.id, await hashSecret(secret));
+        // A connection made with the old secret does not outlive it.
+        disconnect(req.params.id);
+        req.log.info({ deviceId: req.params.id }, 'device secret rotated');
+        return { credentials: credentials(req.params.id, secret) };
+      },
+    );
+
+    for (const [action, state] of [
+      ['disable', 'disabled'],
+      ['enable', 'active'],
+    ] as const) {
+      app.post<{ Params: { id: string } }>(
+        `/devices/:id/${action}`,
+        {
+          config: { auth: 'admin' },
+          schema: {
+            summary:
+              action === 'disable'
+                ? 'Disable a device (admin): it is disconnected and refused until enabled'
+                : 'Enable a disabled device (admin)',
+            tags: ['devices'],
+            params: ID_PARAMS,
+            response: { 200: RECORD_SCHEMA, 404: ERROR_SCHEMA },
+          },
+        },
+        async (req) => {
+          const d = registry.setState(req.params.id, state);
+          if (!d) throw ERR_NOT_FOUND('device', req.params.id);
+          if (state === 'disabled') disconnect(d.id);
+          req.log.info({ deviceId: d.id, state }, `device ${action}d`);
+          return d;
+        },
+      );
+    }
+
+    app.delete<{ Params: { id: string } }>(
+      '/devices/:id',
+      {
+        config: { auth: 'admin' },
+        schema: {
+          summary:
+            'Delete a device (admin): disconnected, refused, and not restored by seeds; its readings stay',
+          tags: ['devices'],
+          params: ID_PARAMS,
+          response: { 204: { type: 'null' }, 404: ERROR_SCHEMA },
+        },
+      },
+      async (req, reply) => {
+        if (!registry.remove(req.params.id)) throw ERR_NOT_FOUND('device', req.params.id);
+        disconnect(req.params.id);
+        req.log.info({ deviceId: req.params.id }, 'device deleted');
+        return reply.status(204).send();
+      },
+    );
   };
+}
+
+function credentials(id: string, password: string) {
+  return { clientId: id, username: id, password };
 }

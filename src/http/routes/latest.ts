@@ -1,0 +1,114 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { ERR_BAD_PARAM } from '../../errors.js';
+import { DEVICE_STATUSES } from '../../ingest/live.js';
+import type { AppDeps } from '../app.js';
+import { ERROR_SCHEMA } from '../app.js';
+
+export type LatestDeps = Pick<AppDeps, 'registry' | 'catalog' | 'live' | 'now'>;
+
+const ITEM_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string' },
+    type: { type: 'string' },
+    district: { type: 'string' },
+    siteId: { type: 'string' },
+    status: { type: 'string', enum: DEVICE_STATUSES },
+    lastSeen: { type: 'string', format: 'date-time' },
+    ts: { type: 'string', format: 'date-time' },
+    seq: { type: ['integer', 'null'] },
+    data: { type: 'object', additionalProperties: true },
+  },
+} as const;
+
+interface LatestQuery {
+  type?: string;
+  district?: string;
+  limit: number;
+  offset: number;
+}
+
+/** `GET /latest`: every device's last reading, from memory (nothing is read from the store). */
+export function latestRoutes({
+  registry,
+  catalog,
+  live,
+  now = Date.now,
+}: LatestDeps): FastifyPluginAsync {
+  return async (app) => {
+    app.get<{ Querystring: LatestQuery }>(
+      '/latest',
+      {
+        schema: {
+          summary: 'The last reading of every device that has sent one since the gateway started',
+          description:
+            'Answered from memory, sorted by device id. A device appears once a reading of it is durable; ' +
+            '`ts` is the reading time, `lastSeen` when the gateway received it.',
+          tags: ['devices'],
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              type: { type: 'string', maxLength: 64 },
+              district: { type: 'string', maxLength: 64 },
+              limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 1000 },
+              offset: { type: 'integer', minimum: 0, default: 0 },
+            },
+          },
+          response: {
+            200: {
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                items: { type: 'array', items: ITEM_SCHEMA },
+                total: { type: 'integer' },
+              },
+            },
+            400: ERROR_SCHEMA,
+          },
+        },
+      },
+      async (req) => {
+        const q = req.query;
+        if (q.type !== undefined && !catalog.has(q.type)) {
+          throw ERR_BAD_PARAM(
+            'type',
+            `unknown device type "${q.type}"; known: ${catalog
+              .list()
+              .map((t) => t.type)
+              .join(', ')}`,
+          );
+        }
+        const t = now();
+        const all = live.latest((id) => {
+          // A deleted device may linger in memory until it is forgotten: not listed.
+          const d = registry.get(id);
+          return (
+            d !== undefined &&
+            (q.type === undefined || d.type === q.type) &&
+            (q.district === undefined || d.district === q.district)
+          );
+        });
+        const items = [];
+        for (const l of all.slice(q.offset, q.offset + q.limit)) {
+          const d = registry.get(l.id);
+          if (!d) continue;
+          const intervalMs = (catalog.get(d.type)?.intervalSeconds ?? 60) * 1000;
+          items.push({
+            id: d.id,
+            type: d.type,
+            district: d.district,
+            siteId: d.siteId,
+            status: live.status(d.id, intervalMs, t),
+            lastSeen: new Date(l.lastSeen).toISOString(),
+            ts: new Date(l.last.ts).toISOString(),
+            seq: l.last.seq ?? null,
+            data: l.last.data,
+          });
+        }
+        return { items, total: all.length };
+      },
+    );
+  };
+}
