@@ -4,18 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: the real MQTT clients the tests drive.
-DEBIAN_PACKAGES=(mosquitto-clients)
-missing=()
-for pkg in "${DEBIAN_PACKAGES[@]}"; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "==> installing Debian packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# Debian packages: the real MQTT clients and servers the tests drive.
+bash scripts/install-test-deps.sh
 
 # npm packages, exactly as locked. better-sqlite3 is compiled here rather than
 # fetched as a prebuilt binary from outside the npm registry.

@@ -21,6 +21,7 @@ import { loadSeeds } from './registry/seeds.js';
 import { Drainer } from './spool/drainer.js';
 import { Spool, type SpoolState } from './spool/spool.js';
 import { createEmbeddedStore } from './store/embedded/index.js';
+import { createInfluxStore } from './store/influx/index.js';
 import type { Point, Store } from './store/types.js';
 import { REJECT } from './errors.js';
 
@@ -202,7 +203,20 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
 }
 
 function createStore(config: Readonly<Config>, log: Logger): Store {
-  return createEmbeddedStore({ path: join(config.dataDir, 'telemetry.db'), logger: log });
+  const logger = log.child({ component: 'store' });
+  if (config.store === 'influxdb' && config.influxUrl) {
+    return createInfluxStore({
+      url: config.influxUrl,
+      api: config.influxApi,
+      token: config.influxToken,
+      org: config.influxOrg,
+      bucket: config.influxBucket,
+      username: config.influxUsername,
+      password: config.influxPassword,
+      logger,
+    });
+  }
+  return createEmbeddedStore({ path: join(config.dataDir, 'telemetry.db'), logger });
 }
 
 function enrollmentKeyFromFile(dataDir: string, log: Logger): string {

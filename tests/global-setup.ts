@@ -8,6 +8,8 @@ import { execFileSync } from 'node:child_process';
 const REQUIRED_TOOLS: readonly [string, string][] = [
   ['mosquitto_pub', 'apt-get install mosquitto-clients'],
   ['mosquitto_sub', 'apt-get install mosquitto-clients'],
+  ['influxd', 'apt-get install influxdb'],
+  ['victoria-metrics', 'apt-get install victoria-metrics'],
 ];
 
 export default function setup(): void {

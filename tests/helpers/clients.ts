@@ -136,3 +136,56 @@ export async function eventually<T>(
     await sleep(50);
   }
 }
+
+/**
+ * Publishes air-quality readings at QoS 1 with increasing seq (ts = base + seq), up to
+ * `window` unacknowledged messages of `batch` readings each, until stopped. `acked`
+ * holds the seq of every reading whose PUBACK arrived.
+ */
+export function publisher(
+  client: MqttClient,
+  topic: string,
+  base: number,
+  opts: { window?: number; batch?: number; maxSeq?: number } = {},
+) {
+  const { window = 20, batch = 1, maxSeq = Infinity } = opts;
+  const acked = new Set<number>();
+  let seq = 0;
+  let inFlight = 0;
+  let stopped = false;
+  const reading = (s: number) => ({
+    ts: base + s,
+    seq: s,
+    data: { pm25_ugm3: s % 500, pm10_ugm3: 1, no2_ugm3: 1 },
+  });
+  const pump = () => {
+    while (!stopped && inFlight < window && client.connected && seq < maxSeq) {
+      const first = seq;
+      const n = Math.min(batch, maxSeq - first);
+      seq += n;
+      inFlight++;
+      const items = Array.from({ length: n }, (_, k) => reading(first + k));
+      const payload = JSON.stringify(batch === 1 ? items[0] : items);
+      client.publish(topic, payload, { qos: 1 }, (err) => {
+        inFlight--;
+        if (err) return; // the connection is gone (the gateway was killed)
+        for (let k = 0; k < n; k++) acked.add(first + k);
+        setImmediate(pump);
+      });
+    }
+  };
+  pump();
+  return {
+    acked,
+    /** Readings handed to the client so far (acknowledged or not). */
+    get sent() {
+      return seq;
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    stop() {
+      stopped = true;
+    },
+  };
+}

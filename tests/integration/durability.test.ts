@@ -6,10 +6,16 @@
 import { appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { connect, eventually, seedDevice, sleep, telemetryTopic } from '../helpers/clients.js';
+import {
+  connect,
+  eventually,
+  publisher,
+  seedDevice,
+  sleep,
+  telemetryTopic,
+} from '../helpers/clients.js';
 
 const gateways: RunningGateway[] = [];
 afterEach(async () => {
@@ -18,38 +24,6 @@ afterEach(async () => {
     g.cleanup();
   }
 });
-
-/** Publishes QoS 1 readings with increasing seq, up to `window` unacknowledged, until stopped. */
-function publisher(client: MqttClient, topic: string, base: number, window = 20) {
-  const acked = new Set<number>();
-  let seq = 0;
-  let inFlight = 0;
-  let stopped = false;
-  const pump = () => {
-    while (!stopped && inFlight < window && client.connected) {
-      const s = seq++;
-      inFlight++;
-      const payload = JSON.stringify({
-        ts: base + s,
-        seq: s,
-        data: { pm25_ugm3: s % 500, pm10_ugm3: 1, no2_ugm3: 1 },
-      });
-      client.publish(topic, payload, { qos: 1 }, (err) => {
-        inFlight--;
-        if (err) return; // the connection is gone (the gateway was killed)
-        acked.add(s);
-        setImmediate(pump);
-      });
-    }
-  };
-  pump();
-  return {
-    acked,
-    stop() {
-      stopped = true;
-    },
-  };
-}
 
 function storedSeqs(dataDir: string): Map<string, Set<number>> {
   const db = new Database(join(dataDir, 'telemetry.db'), { readonly: true });

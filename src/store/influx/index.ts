@@ -1,0 +1,347 @@
+/**
+ * InfluxDB store: writes line protocol to `/api/v2/write` (InfluxDB 1.8+, 2.x, 3.x) or `/write`
+ * (1.x), and answers aggregates with InfluxQL over `/query`. It keeps nothing in memory: a write
+ * resolves once InfluxDB acknowledged it (204) and rejects with a classified error otherwise;
+ * retrying and splitting batches is the spool drainer's job.
+ */
+import { ERR_BAD_PARAM } from '../../errors.js';
+import { AGGREGATE_FNS, FILLS, GROUP_BYS } from '../types.js';
+import type {
+  AggregateQuery,
+  AggregateSeries,
+  FieldKind,
+  MeasurementInfo,
+  Point,
+  Store,
+} from '../types.js';
+import { INFLUX_CODES, InfluxStoreError, refused } from './errors.js';
+import { InfluxHttp, isV2ApiAnswer } from './http.js';
+import {
+  buildAggregate,
+  expressible,
+  quoteIdent,
+  statementSeries,
+  toAggregateSeries,
+} from './influxql.js';
+import { compileMeasurement, encodePoints, type MeasurementEncoder } from './line-protocol.js';
+
+export { INFLUX_CODES, InfluxStoreError } from './errors.js';
+
+/** The logger calls this store makes (pino's signature: object first). */
+export interface StoreLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface InfluxStoreOptions {
+  /** Base URL, e.g. `http://127.0.0.1:8086`. */
+  readonly url: string;
+  /** `v2`: `/api/v2/write` (InfluxDB 1.8+, 2.x, 3.x); `v1`: `/write` (InfluxDB ≤ 1.7). */
+  readonly api: 'v2' | 'v1';
+  /** v2 API token; InfluxDB 1.8 takes `username:password` here. */
+  readonly token?: string | undefined;
+  /** v2 organisation (name); needed to create a missing bucket on 2.x. */
+  readonly org?: string | undefined;
+  /** Bucket (v2) or database (v1); also the InfluxQL database queries run against. */
+  readonly bucket: string;
+  /** v1 user (sent as HTTP Basic auth, never in the URL). */
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  /** Deadline of one HTTP request, ms (default 10 000). */
+  readonly timeoutMs?: number | undefined;
+  readonly logger?: StoreLogger | undefined;
+}
+
+const defaults = {
+  /** Deadline of one HTTP request (write, query, ping), ms; the drainer retries after it. */
+  timeoutMs: 10_000,
+  /** Write bodies larger than this are gzipped, bytes; line protocol shrinks about 10×. */
+  gzipThresholdBytes: 1000,
+  /** Buckets one aggregate may span; the same bound as the embedded store. */
+  maxBuckets: 100_000,
+} as const;
+
+const FNS = new Set<string>(AGGREGATE_FNS);
+const FILL_SET = new Set<string>(FILLS);
+const GROUP_BY_SET = new Set<string>(GROUP_BYS);
+
+export function createInfluxStore(opts: InfluxStoreOptions): Store {
+  return new InfluxStore(opts);
+}
+
+function basic(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`;
+}
+
+class InfluxStore implements Store {
+  readonly kind = 'influxdb';
+  readonly #opts: InfluxStoreOptions;
+  readonly #http: InfluxHttp;
+  readonly #writePath: string;
+  readonly #queryPath: string;
+  /** Filled by open(); undefined before it and after close(). */
+  #encoders: Map<string, MeasurementEncoder> | undefined;
+  #kinds = new Map<string, ReadonlyMap<string, FieldKind>>();
+  #closed = false;
+
+  constructor(opts: InfluxStoreOptions) {
+    this.#opts = opts;
+    const { api, token, username, password, bucket, org } = opts;
+    let authorization: string | undefined;
+    if (api === 'v2') {
+      // InfluxDB 1.8's v2 endpoints take "Token username:password"
+      if (token !== undefined && token !== '') authorization = `Token ${token}`;
+      else if (username !== undefined) authorization = `Token ${username}:${password ?? ''}`;
+    } else if (username !== undefined) {
+      authorization = basic(username, password ?? '');
+    }
+    this.#http = new InfluxHttp({
+      url: opts.url,
+      authorization,
+      timeoutMs: opts.timeoutMs ?? defaults.timeoutMs,
+      gzipThresholdBytes: defaults.gzipThresholdBytes,
+    });
+    const db = encodeURIComponent(bucket);
+    this.#writePath =
+      api === 'v2'
+        ? `/api/v2/write?${org === undefined ? '' : `org=${encodeURIComponent(org)}&`}bucket=${db}&precision=ms`
+        : `/write?db=${db}&precision=ms`;
+    this.#queryPath = `/query?db=${db}&epoch=ms`;
+  }
+
+  async open(measurements: readonly MeasurementInfo[]): Promise<void> {
+    if (this.#closed) throw closedError('open');
+    const kinds = mergeMeasurements(measurements);
+    const encoders = new Map<string, MeasurementEncoder>();
+    for (const [measurement, fields] of kinds) {
+      encoders.set(measurement, compileMeasurement({ type: measurement, measurement, fields }));
+    }
+    await this.#http.request(`ping of ${this.#http.url}`, '/ping', '', { method: 'GET' });
+    if (this.#opts.api === 'v1') await this.#ensureDatabase(undefined);
+    else await this.#ensureBucket();
+    this.#kinds = kinds;
+    this.#encoders = encoders;
+  }
+
+  async write(points: readonly Point[]): Promise<void> {
+    const encoders = this.#encoders;
+    if (encoders === undefined) throw closedError('write');
+    if (points.length === 0) return;
+    const body = encodePoints(points, encoders);
+    await this.#http.request(`write of ${points.length} points`, this.#writePath, body, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain; charset=utf-8' },
+      gzip: true,
+      op: 'write',
+    });
+  }
+
+  async aggregate(q: AggregateQuery): Promise<AggregateSeries[]> {
+    if (this.#encoders === undefined) throw closedError('aggregate');
+    const fields = this.#kinds.get(q.measurement);
+    if (fields === undefined) throw refused(`unknown measurement '${q.measurement}'`);
+    const kind = fields.get(q.field);
+    if (kind === undefined) {
+      throw refused(`unknown field '${q.field}' in measurement '${q.measurement}'`);
+    }
+    checkQuery(q, kind);
+    if (q.fromMs >= q.toMs) return [];
+    const first = Math.floor(q.fromMs / q.everyMs);
+    const last = Math.floor((q.toMs - 1) / q.everyMs);
+    if (last - first + 1 > defaults.maxBuckets) {
+      throw ERR_BAD_PARAM('every', `more than ${defaults.maxBuckets} buckets in the time range`);
+    }
+    for (const value of Object.values(q.filter)) {
+      // a tag value InfluxQL cannot spell was never written by this store
+      if (value !== undefined && !expressible(value)) return [];
+    }
+    if (!expressible(q.measurement) || !expressible(q.field)) return [];
+
+    const { main, counts } = buildAggregate(q);
+    const [mainBody, countsBody] = await Promise.all([
+      this.#query('aggregate query', main),
+      counts === undefined ? undefined : this.#query('aggregate count query', counts),
+    ]);
+    return toAggregateSeries(
+      q,
+      statementSeries(mainBody),
+      countsBody === undefined ? undefined : statementSeries(countsBody),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#encoders = undefined;
+    await this.#http.drain();
+    this.#http.destroy();
+  }
+
+  /** One InfluxQL statement over POST /query (form body: no URL length limit, required for DDL). */
+  #query(op: string, statement: string, authorization?: string): Promise<unknown> {
+    return this.#http.request(
+      op,
+      this.#queryPath,
+      new URLSearchParams({ q: statement }).toString(),
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          accept: 'application/json',
+          'accept-encoding': 'gzip',
+        },
+        ...(authorization === undefined ? {} : { authorization }),
+      },
+    );
+  }
+
+  /** InfluxQL database = bucket: SHOW DATABASES, then CREATE DATABASE when it is missing. */
+  async #ensureDatabase(authorization: string | undefined): Promise<void> {
+    const bucket = this.#opts.bucket;
+    const listed = statementSeries(
+      await this.#query('listing databases (SHOW DATABASES)', 'SHOW DATABASES', authorization),
+    );
+    for (const s of listed) {
+      if (s.values.some((row) => row[0] === bucket)) return;
+    }
+    try {
+      statementSeries(
+        await this.#query(
+          `creating database ${quoteIdent(bucket)}`,
+          `CREATE DATABASE ${quoteIdent(bucket)}`,
+          authorization,
+        ),
+      );
+    } catch (err) {
+      if (err instanceof InfluxStoreError && err.code === INFLUX_CODES.DENIED) {
+        const who =
+          this.#opts.username === undefined ? 'these credentials' : `user '${this.#opts.username}'`;
+        throw new InfluxStoreError(
+          INFLUX_CODES.DENIED,
+          `store: database ${quoteIdent(bucket)} does not exist and ${who} may not create it: ` +
+            'CREATE DATABASE needs the admin privilege; create the database as an admin or ' +
+            `grant ALL PRIVILEGES (${err.message})`,
+          { retryable: false, status: err.status, serverMessage: err.serverMessage, cause: err },
+        );
+      }
+      throw err;
+    }
+    this.#opts.logger?.info({ database: bucket, url: this.#http.url }, 'InfluxDB database created');
+  }
+
+  /**
+   * Finds the bucket through the v2 management API and creates it when missing. Servers that
+   * speak the v2 write API without the management API (InfluxDB 1.8, 3.x, VictoriaMetrics) answer
+   * without a v2 error body: then the database is created with InfluxQL when a username and
+   * password were given (InfluxDB 1.8), else it is left to exist already or to be created by the
+   * first write (3.x).
+   */
+  async #ensureBucket(): Promise<void> {
+    const { bucket, org, username, password } = this.#opts;
+    const orgParam = org === undefined ? '' : `&org=${encodeURIComponent(org)}`;
+    let found: unknown;
+    try {
+      found = await this.#http.request(
+        `looking up bucket '${bucket}' (needs read:buckets)`,
+        `/api/v2/buckets?name=${encodeURIComponent(bucket)}${orgParam}`,
+        '',
+        { method: 'GET', headers: { accept: 'application/json' } },
+      );
+    } catch (err) {
+      const noApi =
+        err instanceof InfluxStoreError &&
+        [400, 404, 405, 501].includes(err.status ?? 0) &&
+        !isV2ApiAnswer(err);
+      if (!noApi) throw err;
+      if (username !== undefined) {
+        await this.#ensureDatabase(basic(username, password ?? ''));
+        return;
+      }
+      this.#opts.logger?.warn(
+        { bucket, url: this.#http.url, status: err.status },
+        'no bucket API on this server: the bucket must exist or be created by the first write',
+      );
+      return;
+    }
+    const buckets = (found as { buckets?: { name?: unknown }[] } | undefined)?.buckets;
+    if (buckets?.some((b) => b.name === bucket)) return;
+    if (org === undefined) {
+      throw new InfluxStoreError(
+        INFLUX_CODES.NOT_FOUND,
+        `store: bucket '${bucket}' not found, and no organisation given to create it in`,
+        { retryable: false },
+      );
+    }
+    const orgs = (await this.#http.request(
+      `looking up organisation '${org}' (needs read:orgs)`,
+      `/api/v2/orgs?org=${encodeURIComponent(org)}`,
+      '',
+      { method: 'GET', headers: { accept: 'application/json' } },
+    )) as { orgs?: { id?: unknown; name?: unknown }[] } | undefined;
+    const orgID = orgs?.orgs?.find((o) => o.name === org)?.id;
+    if (typeof orgID !== 'string') {
+      throw new InfluxStoreError(INFLUX_CODES.NOT_FOUND, `store: organisation '${org}' not found`, {
+        retryable: false,
+      });
+    }
+    await this.#http.request(
+      `creating bucket '${bucket}' (needs write:buckets in organisation '${org}')`,
+      '/api/v2/buckets',
+      JSON.stringify({ orgID, name: bucket, retentionRules: [] }),
+      { method: 'POST', headers: { 'content-type': 'application/json' } },
+    );
+    this.#opts.logger?.info({ bucket, org, url: this.#http.url }, 'InfluxDB bucket created');
+  }
+}
+
+function closedError(op: 'open' | 'write' | 'aggregate'): InfluxStoreError {
+  const when = op === 'open' ? 'after close()' : 'before open() or after close()';
+  // retryable: nothing was lost, the points stay in the spool until a store is open
+  return new InfluxStoreError(INFLUX_CODES.UNAVAILABLE, `store: ${op}() called ${when}`, {
+    retryable: true,
+  });
+}
+
+function mergeMeasurements(
+  measurements: readonly MeasurementInfo[],
+): Map<string, ReadonlyMap<string, FieldKind>> {
+  const out = new Map<string, Map<string, FieldKind>>();
+  for (const m of measurements) {
+    let fields = out.get(m.measurement);
+    if (fields === undefined) out.set(m.measurement, (fields = new Map()));
+    for (const [name, kind] of m.fields) {
+      const known = fields.get(name);
+      // one field, one type forever: InfluxDB refuses a second type with a field type conflict
+      if (known !== undefined && known !== kind) {
+        throw refused(`field '${m.measurement}.${name}' declared as both ${known} and ${kind}`);
+      }
+      fields.set(name, kind);
+    }
+  }
+  return out;
+}
+
+/** The same checks, in the same words, as the embedded store. */
+function checkQuery(q: AggregateQuery, kind: FieldKind): void {
+  if (!FNS.has(q.fn)) throw ERR_BAD_PARAM('fn', `unknown function '${String(q.fn)}'`);
+  if ((kind === 'boolean' || kind === 'string') && q.fn !== 'count') {
+    throw ERR_BAD_PARAM('field', `${q.fn}() needs a numeric field; '${q.field}' is ${kind}`);
+  }
+  if (!FILL_SET.has(q.fill)) throw ERR_BAD_PARAM('fill', `unknown fill '${String(q.fill)}'`);
+  if (!Number.isSafeInteger(q.everyMs) || q.everyMs <= 0) {
+    throw ERR_BAD_PARAM('every', 'must be a positive whole number of milliseconds');
+  }
+  if (!Number.isSafeInteger(q.fromMs) || q.fromMs < 0) {
+    throw ERR_BAD_PARAM('from', 'must be a non-negative epoch time in milliseconds');
+  }
+  if (!Number.isSafeInteger(q.toMs) || q.toMs < 0) {
+    throw ERR_BAD_PARAM('to', 'must be a non-negative epoch time in milliseconds');
+  }
+  if (q.groupBy !== undefined && !GROUP_BY_SET.has(q.groupBy)) {
+    throw ERR_BAD_PARAM('groupBy', `unknown groupBy '${String(q.groupBy)}'`);
+  }
+  for (const [name, value] of Object.entries(q.filter)) {
+    if (!GROUP_BY_SET.has(name)) throw ERR_BAD_PARAM(name, 'not a filter');
+    if (value !== undefined && typeof value !== 'string') throw ERR_BAD_PARAM(name, 'not a string');
+  }
+}

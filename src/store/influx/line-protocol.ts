@@ -1,0 +1,161 @@
+/**
+ * Points → InfluxDB line protocol, precision ms. Escaping follows the line protocol reference
+ * and what InfluxDB 1.x's parser (models/points.go) actually does, checked against influxd 1.6.7:
+ * - measurement: `,` and space are backslash-escaped;
+ * - tag keys, tag values, field keys: `,`, `=` and space are backslash-escaped;
+ * - string field values: in double quotes, `"` → `\"` and `\` → `\\`.
+ * A backslash in a name is kept as is: the 1.x/2.x parsers never unescape `\\` in names, so a
+ * name whose backslash ends it or precedes `,` `=` or space cannot be written exactly, and is
+ * refused rather than altered. So are CR and LF in names: a line ends there.
+ * LF and CR inside string field values are written as the two characters `\n` / `\r` (what
+ * Telegraf does): influxd 1.x accepts a raw LF inside quotes, but the reference says newlines are
+ * not supported in field values and line-splitting parsers (VictoriaMetrics) drop such a line
+ * whole, numeric fields included. One point is always exactly one line.
+ */
+import type { FieldKind, MeasurementInfo, Point, PointTags } from '../types.js';
+import { refused } from './errors.js';
+
+interface FieldEncoder {
+  /** Escaped key followed by `=`. */
+  readonly key: string;
+  readonly kind: FieldKind;
+}
+
+export interface MeasurementEncoder {
+  /** Escaped measurement name, the start of every line. */
+  readonly prefix: string;
+  readonly fields: ReadonlyMap<string, FieldEncoder>;
+}
+
+/** Tags in the order they are written: sorted by key, as InfluxDB prefers (no sort on ingest). */
+const TAG_KEYS: readonly (keyof PointTags)[] = ['device_id', 'district', 'site_id'];
+const TAG_PREFIXES: readonly string[] = TAG_KEYS.map((k) => `,${k}=`);
+
+const MEASUREMENT_SPECIAL = /[, \\\n\r]/;
+const NAME_SPECIAL = /[,= \\\n\r]/;
+const STRING_SPECIAL = /["\\\n\r]/;
+
+/** A backslash at the end or before a character the parser treats as escaped. */
+const MEASUREMENT_BAD_BACKSLASH = /\\(?:[, ]|$)/;
+const NAME_BAD_BACKSLASH = /\\(?:[,= ]|$)/;
+
+function escapeMeasurement(name: string): string | undefined {
+  if (!MEASUREMENT_SPECIAL.test(name)) return name;
+  if (/[\n\r]/.test(name) || MEASUREMENT_BAD_BACKSLASH.test(name)) return undefined;
+  return name.replace(/[, ]/g, '\\$&');
+}
+
+/** Tag key, tag value or field key; undefined when line protocol cannot carry it exactly. */
+function escapeName(name: string): string | undefined {
+  if (!NAME_SPECIAL.test(name)) return name;
+  if (/[\n\r]/.test(name) || NAME_BAD_BACKSLASH.test(name)) return undefined;
+  return name.replace(/[,= ]/g, '\\$&');
+}
+
+const STRING_ESCAPES: Readonly<Record<string, string>> = {
+  '"': '\\"',
+  '\\': '\\\\',
+  '\n': '\\n',
+  '\r': '\\r',
+};
+
+function quoteString(value: string): string {
+  if (!STRING_SPECIAL.test(value)) return `"${value}"`;
+  return `"${value.replace(/["\\\n\r]/g, (c) => STRING_ESCAPES[c] ?? c)}"`;
+}
+
+/** Checks a measurement's names once, at open(), and keeps their escaped forms. */
+export function compileMeasurement(m: MeasurementInfo): MeasurementEncoder {
+  const prefix = m.measurement === '' ? undefined : escapeMeasurement(m.measurement);
+  // a line starting with '#' is a comment: the point would vanish without an error
+  if (prefix === undefined || prefix.startsWith('#')) {
+    throw refused(`measurement name ${JSON.stringify(m.measurement)} cannot be line protocol`);
+  }
+  const fields = new Map<string, FieldEncoder>();
+  for (const [name, kind] of m.fields) {
+    const key = name === '' ? undefined : escapeName(name);
+    if (key === undefined) {
+      throw refused(
+        `field name ${JSON.stringify(name)} of '${m.measurement}' cannot be line protocol`,
+      );
+    }
+    // InfluxDB refuses a field named time ("invalid field name")
+    if (name === 'time') throw refused(`field name 'time' of '${m.measurement}' is reserved`);
+    fields.set(name, { key: `${key}=`, kind });
+  }
+  return { prefix, fields };
+}
+
+function describePoint(p: Point, index: number): string {
+  return `point ${index} (${p.measurement}, device ${JSON.stringify(p.tags.device_id)}, ts ${String(p.ts)})`;
+}
+
+/**
+ * One line per point, joined by LF. The only allocations are the strings being built; names of
+ * measurements and fields were escaped once by compileMeasurement().
+ * Throws refused() (status 400) for the first point that cannot be written.
+ */
+export function encodePoints(
+  points: readonly Point[],
+  measurements: ReadonlyMap<string, MeasurementEncoder>,
+): string {
+  let body = '';
+  for (let i = 0; i < points.length; i++) {
+    const p = points[i]!;
+    const m = measurements.get(p.measurement);
+    if (m === undefined) throw refused(`${describePoint(p, i)}: unknown measurement`);
+    let line = m.prefix;
+    for (let t = 0; t < TAG_KEYS.length; t++) {
+      const tag = TAG_KEYS[t]!;
+      const raw: unknown = p.tags[tag];
+      if (typeof raw !== 'string') throw refused(`${describePoint(p, i)}: ${tag} is not a string`);
+      // InfluxDB has no empty tag values: an absent tag reads back as '' in GROUP BY
+      if (raw === '') {
+        if (tag === 'device_id') throw refused(`${describePoint(p, i)}: empty device_id`);
+        continue;
+      }
+      const value = escapeName(raw);
+      if (value === undefined) {
+        throw refused(
+          `${describePoint(p, i)}: ${tag} ${JSON.stringify(raw)} cannot be line protocol`,
+        );
+      }
+      line += TAG_PREFIXES[t]! + value;
+    }
+    let sep = ' ';
+    for (const name in p.fields) {
+      const f = m.fields.get(name);
+      if (f === undefined) throw refused(`${describePoint(p, i)}: unknown field '${name}'`);
+      const v = p.fields[name];
+      let text: string | undefined;
+      switch (f.kind) {
+        case 'float':
+          // a bare number is a float in line protocol; String() never yields NaN/Infinity here
+          if (typeof v === 'number' && Number.isFinite(v)) text = String(v);
+          break;
+        case 'integer':
+          if (typeof v === 'number' && Number.isSafeInteger(v)) text = `${v}i`;
+          break;
+        case 'boolean':
+          if (typeof v === 'boolean') text = v ? 'true' : 'false';
+          break;
+        case 'string':
+          if (typeof v === 'string') text = quoteString(v);
+          break;
+      }
+      if (text === undefined) {
+        throw refused(
+          `${describePoint(p, i)}: field '${name}' expects ${f.kind}, got ${typeof v === 'number' ? String(v) : typeof v}`,
+        );
+      }
+      line += sep + f.key + text;
+      sep = ',';
+    }
+    if (sep === ' ') throw refused(`${describePoint(p, i)}: no fields`);
+    if (!Number.isSafeInteger(p.ts) || p.ts < 0) {
+      throw refused(`${describePoint(p, i)}: invalid timestamp`);
+    }
+    body += i === 0 ? `${line} ${p.ts}` : `\n${line} ${p.ts}`;
+  }
+  return body;
+}
