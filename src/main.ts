@@ -13,7 +13,17 @@ import { loadCatalog } from './ingest/catalog.js';
 import { readOrCreateKeyFile } from './registry/credentials.js';
 import { loadSeeds } from './registry/seeds.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
-import { formatProgress, pickDevices, simulate, type Progress } from '../devices/simulate.js';
+import {
+  FAULT_KINDS,
+  formatProgress,
+  pickDevices,
+  simulate,
+  type FaultKind,
+  type Progress,
+} from '../devices/simulate.js';
+
+/** History the demo publishes before going live. */
+const DEMO_BACKFILL_MS = 6 * 3_600_000;
 
 /** How long a graceful shutdown may take before the process exits anyway (Docker waits 10 s). */
 const SHUTDOWN_DEADLINE_MS = 8_000;
@@ -110,7 +120,9 @@ interface SimFlags {
   district?: string;
   rate: number;
   duration?: number;
+  backfill?: number;
   faults: number;
+  faultKinds?: string;
   seed: number;
   qos: string;
   enrollmentKey?: string;
@@ -138,7 +150,13 @@ function addSimulatorFlags(cmd: Command, defaults: { devices: number; rate: numb
       'stop after this long, e.g. 30s or 10m (default: until Ctrl-C)',
       duration,
     )
+    .option(
+      '--backfill <time>',
+      'first publish this much history (e.g. 24h) as fast as the gateway acknowledges it',
+      duration,
+    )
     .option('--faults <ratio>', 'share of deliberately broken messages, 0..1', ratio, 0)
+    .option('--fault-kinds <list>', `which faults to play (default all): ${FAULT_KINDS.join(', ')}`)
     .option(
       '--seed <n>',
       'random seed: the same seed plays the same readings',
@@ -175,7 +193,8 @@ function simulatedDevices(config: Readonly<Config>, flags: SimFlags) {
   const pool = seeds.devices.filter(
     (d) => (!types || types.includes(d.type)) && (!flags.district || d.district === flags.district),
   );
-  return pickDevices(pool, flags.devices);
+  const intervalMsOf = (type: string) => (catalog.get(type)?.intervalSeconds ?? 60) * 1000;
+  return { devices: pickDevices(pool, flags.devices), intervalMsOf };
 }
 
 /** A live progress line on a terminal, a line every 5 s elsewhere. */
@@ -200,7 +219,8 @@ function printSummary(p: Progress): void {
   const secs = p.elapsedMs / 1000;
   process.stdout.write(
     `simulated ${p.devices} devices for ${secs.toFixed(1)} s: sent ${p.sent}, acked ${p.acked} ` +
-      `(${(p.acked / Math.max(secs, 0.001)).toFixed(0)}/s), rejected ${p.rejected}\n`,
+      `(${(p.acked / Math.max(secs, 0.001)).toFixed(0)}/s), rejected ${p.rejected}; ` +
+      `readings acked ${p.readingsAcked}, connections refused ${p.refused}\n`,
   );
 }
 
@@ -211,15 +231,27 @@ async function runSimulator(
   enrollmentKey: string,
   signal: AbortSignal,
 ): Promise<Progress> {
-  const devices = simulatedDevices(config, flags);
+  const { devices, intervalMsOf } = simulatedDevices(config, flags);
+  const faultKinds = flags.faultKinds?.split(',').map((k) => k.trim());
+  for (const k of faultKinds ?? []) {
+    if (!(FAULT_KINDS as readonly string[]).includes(k)) {
+      throw new TaihuError(
+        'TAIHU_ERR_CLI',
+        `--fault-kinds: unknown fault "${k}"; known: ${FAULT_KINDS.join(', ')}`,
+      );
+    }
+  }
   const printer = progressPrinter();
   const result = await simulate({
     broker,
     enrollmentKey,
     devices,
+    intervalMsOf,
     rate: flags.rate,
     durationMs: flags.duration,
+    backfillMs: flags.backfill,
     faults: flags.faults,
+    faultKinds: faultKinds as FaultKind[] | undefined,
     seed: flags.seed,
     qos: flags.qos === '0' ? 0 : 1,
     signal,
@@ -294,6 +326,8 @@ addSimulatorFlags(
   { devices: 300, rate: 150 },
 ).action(async (opts: Record<string, string | undefined> & SimFlags) => {
   opts.logLevel ??= process.env.TAIHU_LOG_LEVEL ?? 'warn';
+  // Six hours of history first, so the example queries have a shape to show at once.
+  opts.backfill ??= DEMO_BACKFILL_MS;
   const config = configFrom(opts);
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   const gateway = await createGateway(config, log);
@@ -306,10 +340,11 @@ addSimulatorFlags(
       '',
       `Taihu is running: MQTT mqtt://127.0.0.1:${ports.mqtt} (WebSocket ws://127.0.0.1:${ports.ws}/mqtt), HTTP ${base}`,
       `API docs: ${base}/docs   admin API key: ${key} (also in ${join(config.dataDir, 'admin.key')})`,
-      `Simulating ${opts.devices} Wuxi devices at ${opts.rate} messages/s. Try, in another terminal:`,
+      `Simulating ${opts.devices} Wuxi devices: ${opts.backfill / 3_600_000} h of history first, then ${opts.rate} messages/s. Try, in another terminal:`,
       '',
-      `  curl -s ${auth} '${base}/api/v1/aggregates?type=air-quality&field=pm25_ugm3&fn=mean&every=1m&from=now-10m&groupBy=district'`,
-      `  curl -s ${auth} '${base}/api/v1/aggregates?type=traffic-flow&field=speed_kmh&fn=p95&every=1m&from=now-10m'`,
+      `  curl -s ${auth} '${base}/api/v1/aggregates?type=air-quality&field=pm25_ugm3&fn=mean&every=30m&from=now-6h&groupBy=district'`,
+      `  curl -s ${auth} '${base}/api/v1/aggregates?type=traffic-flow&field=speed_kmh&fn=mean&every=1h&from=now-6h&groupBy=district'`,
+      `  curl -s ${auth} '${base}/api/v1/aggregates?type=water-quality&field=dissolved_oxygen_mgl&fn=p95&every=1h&from=now-6h'`,
       `  curl -s ${auth} '${base}/api/v1/devices?type=water-quality&limit=5'`,
       `  curl -s ${auth} '${base}/api/v1/rejections?limit=5'`,
       '',
