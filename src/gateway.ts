@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 import { buildApp } from './http/app.js';
 import { loadCatalog, type Catalog } from './ingest/catalog.js';
 import { Ingest } from './ingest/ingest.js';
+import { LiveEvents } from './ingest/events.js';
 import { LiveState } from './ingest/live.js';
 import { RejectionLog } from './ingest/rejections.js';
 import { ApiKeys } from './registry/api-keys.js';
@@ -22,6 +23,8 @@ import { Drainer } from './spool/drainer.js';
 import { Spool, type SpoolState } from './spool/spool.js';
 import { createEmbeddedStore } from './store/embedded/index.js';
 import { createInfluxStore } from './store/influx/index.js';
+import { Metrics } from './telemetry/metrics.js';
+import type { StreamCounters } from './http/routes/stream.js';
 import type { Point, Store } from './store/types.js';
 import { REJECT } from './errors.js';
 
@@ -69,7 +72,10 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
   await store.open(catalog.measurements());
 
   const rejections = new RejectionLog(db);
-  const live = new LiveState();
+  const events = new LiveEvents((err) => log.warn({ err }, 'live event listener failed'));
+  const live = new LiveState({ events, identify: (id) => registry.get(id) });
+  const intervalMsOf = (id: string) =>
+    (catalog.get(registry.get(id)?.type ?? '')?.intervalSeconds ?? 60) * 1000;
   // The spool is what a PUBACK waits for (DESIGN §6); the store is fed from it.
   let spoolState: SpoolState = 'ok';
   const spool = await Spool.open(join(config.dataDir, 'spool'), {
@@ -84,6 +90,19 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
       'replaying spool into the store',
     );
   }
+  const streamCounters: StreamCounters = { open: 0, opened: 0, dropped: 0 };
+  const metrics = new Metrics({
+    spool: () => ({
+      bytes: spool.bytes,
+      pendingRecords: spool.pendingRecords,
+      oldestUnconfirmedAgeMs: spool.oldestUnconfirmedAgeMs,
+      backpressure: spool.state === 'backpressure',
+      fsyncs: spool.fsyncs,
+    }),
+    drainer: () => drainer,
+    connectedDevices: () => live.connectedCount,
+    streams: () => streamCounters,
+  });
   const typeOf = new Map(catalog.list().map((t) => [t.measurement, t.type]));
   const drainer = new Drainer(spool, store, {
     maxBatchAgeMs: DRAIN_BATCH_AGE_MS,
@@ -101,6 +120,8 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
   const ingest = new Ingest({
     catalog,
     commit: (points) => spool.append(points),
+    events,
+    metrics,
     rejections,
     live,
     log,
@@ -157,6 +178,7 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
     enrollmentKey,
     async start() {
       drainer.start();
+      live.start({ intervalMsOf });
       app = await buildApp({
         registry,
         apiKeys,
@@ -166,7 +188,13 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
         live,
         log,
         ready,
-        disconnect: (id) => disconnectDevice(broker, id),
+        events,
+        streamCounters,
+        metrics,
+        disconnect: (id) => {
+          disconnectDevice(broker, id);
+          if (!registry.get(id)) live.forget(id);
+        },
       });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       const http = app.server.address();
@@ -187,6 +215,7 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
     },
     async close() {
       // Stop accepting, let in-flight acks finish, then flush and close storage.
+      live.stop();
       const closing = listeners.map((l) => l.close());
       listeners = [];
       await new Promise<void>((resolve) => broker.close(() => resolve()));

@@ -9,17 +9,22 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
 import { ERR_FORBIDDEN, ERR_UNAUTHORIZED, TaihuError } from '../errors.js';
 import type { Catalog } from '../ingest/catalog.js';
+import type { LiveEvents } from '../ingest/events.js';
 import type { LiveState } from '../ingest/live.js';
 import type { RejectionLog } from '../ingest/rejections.js';
 import type { ApiKeys, Role } from '../registry/api-keys.js';
 import type { Registry } from '../registry/registry.js';
 import type { Store } from '../store/types.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import { aggregateRoutes } from './routes/aggregates.js';
 import { deviceRoutes } from './routes/devices.js';
 import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
+import { latestRoutes } from './routes/latest.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { rejectionRoutes } from './routes/rejections.js';
 import { schemaRoutes } from './routes/schemas.js';
+import { streamRoutes, type StreamCounters } from './routes/stream.js';
 
 export interface AppDeps {
   readonly registry: Registry;
@@ -30,6 +35,11 @@ export interface AppDeps {
   readonly live: LiveState;
   readonly log: Logger;
   /** Readiness checks beyond the process being up. */
+  /** Live readings and status changes, for GET /stream. */
+  readonly events: LiveEvents;
+  /** Counts of live-stream clients, kept by the stream route for the metrics. */
+  readonly streamCounters: StreamCounters;
+  readonly metrics: Metrics;
   /** Closes a device's MQTT connection (after disable or delete). */
   readonly disconnect: (deviceId: string) => void;
   readonly ready: () => { ok: boolean; checks: Record<string, { ok: boolean; detail?: string }> };
@@ -69,7 +79,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   app.addHook('onRequest', async (req) => {
-    const need = req.routeOptions.config.auth ?? (req.url.startsWith('/api/') ? 'read' : 'public');
+    // API routes and /metrics need a key unless they say otherwise; docs and probes are public.
+    const need =
+      req.routeOptions.config.auth ??
+      (req.url.startsWith('/api/') || req.url.startsWith('/metrics') ? 'read' : 'public');
     if (need === 'public') return;
     const header = req.headers.authorization;
     const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
@@ -116,6 +129,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(rejectionRoutes(deps), { prefix: '/api/v1' });
   await app.register(aggregateRoutes(deps), { prefix: '/api/v1' });
   await app.register(keyRoutes(deps), { prefix: '/api/v1' });
+  await app.register(latestRoutes(deps), { prefix: '/api/v1' });
+  await app.register(streamRoutes({ ...deps, counters: deps.streamCounters }), {
+    prefix: '/api/v1',
+  });
+  await app.register(metricsRoutes(deps));
   return app;
 }
 

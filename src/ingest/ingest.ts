@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { TaihuError } from '../errors.js';
 import type { Point } from '../store/types.js';
 import type { Catalog } from './catalog.js';
+import type { LiveEvents } from './events.js';
 import type { LiveState } from './live.js';
 import {
   createPipeline,
@@ -17,11 +18,12 @@ import {
 } from './pipeline.js';
 import type { RejectionLog } from './rejections.js';
 
-export interface IngestCounters {
-  accepted: number;
-  readings: number;
-  rejected: number;
-  readonly rejectedByCode: Map<string, number>;
+/** Where ingest outcomes are counted (Prometheus metrics in the gateway). */
+export interface IngestCounter {
+  accepted(type: string, readings: number): void;
+  rejected(type: string, code: string): void;
+  /** Seconds from receiving an accepted message to its durable commit (its ack). */
+  ackLatency(seconds: number): void;
 }
 
 export interface IngestDeps {
@@ -30,20 +32,17 @@ export interface IngestDeps {
   readonly commit: (points: readonly Point[]) => Promise<void>;
   readonly rejections: RejectionLog;
   readonly live: LiveState;
+  /** Hears each message's readings once durable (the HTTP stream); none: nobody hears. */
+  readonly events?: LiveEvents;
   readonly log: Logger;
   readonly options: PipelineOptions;
+  readonly metrics?: IngestCounter | undefined;
   /** Publishes a rejection notice to the device (the broker's `errors` topic). */
   readonly notify: (device: DeviceIdentity, topic: string, rejection: Rejection) => void;
   readonly now?: () => number;
 }
 
 export class Ingest {
-  readonly counters: IngestCounters = {
-    accepted: 0,
-    readings: 0,
-    rejected: 0,
-    rejectedByCode: new Map(),
-  };
   readonly #deps: IngestDeps;
   readonly #pipeline: ReturnType<typeof createPipeline>;
   readonly #now: () => number;
@@ -56,6 +55,7 @@ export class Ingest {
 
   /** Resolves when the message may be acknowledged; rejects if it must not be. */
   telemetry(device: DeviceIdentity, topic: string, payload: Buffer): Promise<void> | undefined {
+    const t0 = performance.now();
     const now = this.#now();
     const result = this.#pipeline(device, payload, now);
     if (!result.ok) {
@@ -64,9 +64,14 @@ export class Ingest {
     }
     return this.#deps.commit(result.points).then(
       () => {
-        this.counters.accepted++;
-        this.counters.readings += result.points.length;
+        const m = this.#deps.metrics;
+        if (m) {
+          m.accepted(device.type, result.points.length);
+          m.ackLatency((performance.now() - t0) / 1000);
+        }
         this.#deps.live.accepted(device.id, result.readings, now);
+        // Synchronous and free without listeners; a listener's error never reaches the ack.
+        this.#deps.events?.reading(device, result.readings);
       },
       (err: unknown) => {
         this.#deps.log.error(
@@ -91,9 +96,7 @@ export class Ingest {
     rejection: Rejection,
     now = this.#now(),
   ): void {
-    const c = this.counters;
-    c.rejected++;
-    c.rejectedByCode.set(rejection.code, (c.rejectedByCode.get(rejection.code) ?? 0) + 1);
+    this.#deps.metrics?.rejected(device.type, rejection.code);
     this.#deps.rejections.record({
       receivedAt: new Date(now).toISOString(),
       deviceId: device.id,

@@ -142,6 +142,9 @@ describe('simulator', () => {
         '3s',
         '--faults',
         '0.2',
+        // message faults only: a wrong topic or a dropped connection loses its ack by design
+        '--fault-kinds',
+        'malformed-json,out-of-range,unknown-field,wrong-type,seconds-timestamp',
         '--seed',
         '7',
       ],

@@ -80,6 +80,15 @@ export function latestRoutes({
               .join(', ')}`,
           );
         }
+        if (q.district !== undefined && !registry.hasDistrict(q.district)) {
+          throw ERR_BAD_PARAM(
+            'district',
+            `unknown district "${q.district}"; known: ${registry
+              .districts()
+              .map((d) => d.id)
+              .join(', ')}`,
+          );
+        }
         const t = now();
         const all = live.latest((id) => {
           // A deleted device may linger in memory until it is forgotten: not listed.

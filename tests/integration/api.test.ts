@@ -1,0 +1,113 @@
+/** The HTTP API as a whole: an auth matrix over every documented route, and /metrics. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { connect, seedDevice, telemetryTopic } from '../helpers/clients.js';
+
+let gw: RunningGateway;
+let readKey: string;
+let revokedKey: string;
+beforeAll(async () => {
+  gw = await startGateway();
+  readKey = (await gw.api('/api/v1/keys', { method: 'POST', body: { role: 'read' } })).body.key;
+  const revoked = (await gw.api('/api/v1/keys', { method: 'POST', body: { role: 'admin' } })).body;
+  revokedKey = revoked.key;
+  expect((await gw.api(`/api/v1/keys/${revoked.id}`, { method: 'DELETE' })).status).toBe(204);
+});
+afterAll(async () => {
+  await gw?.stop();
+  gw?.cleanup();
+});
+
+/** Routes anyone may call: probes and the API's own documentation. */
+const PUBLIC = new Set(['GET /health', 'GET /ready']);
+
+describe('auth matrix', () => {
+  it('asks every documented route for the right key: none, read, admin, revoked', async () => {
+    const doc = (await gw.api('/openapi.json', { key: null })).body;
+    const routes: [string, string][] = [];
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, object>)) {
+      for (const method of Object.keys(ops)) routes.push([method.toUpperCase(), path]);
+    }
+    expect(routes.length).toBeGreaterThanOrEqual(15);
+    // Path parameters point at things that do not exist, so admin calls change nothing.
+    const url = (path: string) => path.replace('{id}', 'no-such-0000').replace('{type}', 'noise');
+    for (const [method, path] of routes) {
+      const name = `${method} ${path}`;
+      const isPublic = PUBLIC.has(name);
+      const adminOnly = doc.paths[path][method.toLowerCase()].summary.includes('(admin)');
+      const call = (key: string | null | undefined) =>
+        gw.api(url(path), { method, key, body: method === 'POST' ? {} : undefined });
+      if (path === '/api/v1/stream') continue; // an event stream never ends; covered in live.test.ts
+      const none = await call(null);
+      expect(none.status, `${name} without a key`).toBe(isPublic ? none.status : 401);
+      if (!isPublic) expect(none.body.code, name).toBe('TAIHU_ERR_UNAUTHORIZED');
+      const revoked = await call(revokedKey);
+      expect(revoked.status, `${name} with a revoked key`).toBe(isPublic ? revoked.status : 401);
+      const read = await call(readKey);
+      if (adminOnly) expect(read.status, `${name} with a read key`).toBe(403);
+      else expect([401, 403], `${name} with a read key`).not.toContain(read.status);
+      const admin = await call(undefined); // the admin key
+      expect([401, 403], `${name} with an admin key`).not.toContain(admin.status);
+      expect(JSON.stringify(admin.body), name).not.toMatch(/\n\s+at |node_modules|\/src\//);
+    }
+  });
+});
+
+describe('metrics', () => {
+  it('serves Prometheus text whose counters move when messages flow', async () => {
+    const scrape = async () => {
+      const res = await gw.api('/metrics');
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+      return res.body as string;
+    };
+    const value = (text: string, series: string) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    const before = await scrape();
+    const dev = seedDevice('air-quality', 17);
+    const client = await connect(gw.ports.mqtt, {
+      clientId: dev.id,
+      username: dev.id,
+      password: gw.secret(dev.id),
+    });
+    for (let i = 0; i < 3; i++) {
+      await client.publishAsync(
+        telemetryTopic(dev),
+        JSON.stringify({ data: { pm25_ugm3: i, pm10_ugm3: 1, no2_ugm3: 1 } }),
+        { qos: 1 },
+      );
+    }
+    await client.publishAsync(telemetryTopic(dev), '{"data":{"pm25_ugm3":"high"}}', { qos: 1 });
+    const during = await scrape();
+    await client.endAsync();
+
+    // Every line is a comment, blank, or `name{labels} value` in the exposition format.
+    for (const line of during.split('\n')) {
+      expect(line, line).toMatch(
+        /^(#.*|$|[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eE]+|[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (NaN|[+-]Inf))$/,
+      );
+    }
+    const accepted = 'taihu_ingest_messages_total{type="air-quality",outcome="accepted"}';
+    expect(value(during, accepted)).toBe((value(before, accepted) ?? 0) + 3);
+    expect(value(during, 'taihu_ingest_readings_total{type="air-quality"}')).toBeGreaterThanOrEqual(
+      3,
+    );
+    expect(value(during, 'taihu_rejections_total{code="SCHEMA_INVALID"}')).toBeGreaterThanOrEqual(
+      1,
+    );
+    expect(value(during, 'taihu_ack_latency_seconds_count')).toBeGreaterThanOrEqual(3);
+    expect(value(during, 'taihu_connected_devices')).toBeGreaterThanOrEqual(1);
+    for (const name of [
+      'taihu_spool_bytes',
+      'taihu_spool_oldest_age_seconds',
+      'taihu_sink_retries',
+      'taihu_sink_last_write_seconds',
+      'nodejs_eventloop_lag_seconds',
+      'process_resident_memory_bytes',
+    ]) {
+      expect(value(during, name), name).toEqual(expect.any(Number));
+    }
+  });
+});
