@@ -100,6 +100,7 @@ describe('ingest over MQTT', () => {
       expect(res.status, fn).toBe(200);
       expect(res.body.series, fn).toEqual([
         {
+          field: 'pm25_ugm3',
           group: {},
           points: [
             { t: iso(BASE), value: v0, count: 2 },
@@ -113,10 +114,26 @@ describe('ingest over MQTT', () => {
     );
     expect(byDevice.body.series).toEqual(
       [
-        { group: { device: dev.id }, points: [{ t: iso(BASE), value: 20, count: 2 }] },
-        { group: { device: other.id }, points: [{ t: iso(BASE), value: 999, count: 1 }] },
+        {
+          field: 'pm25_ugm3',
+          group: { device: dev.id },
+          points: [{ t: iso(BASE), value: 20, count: 2 }],
+        },
+        {
+          field: 'pm25_ugm3',
+          group: { device: other.id },
+          points: [{ t: iso(BASE), value: 999, count: 1 }],
+        },
       ].sort((a, b) => a.group.device.localeCompare(b.group.device)),
     );
+    const twoFields = await gw.api(
+      `/api/v1/aggregates?type=air-quality&field=pm25_ugm3,no2_ugm3&fn=max&every=1m&from=${iso(BASE)}&to=${iso(BASE + MINUTE)}&device=${dev.id}`,
+    );
+    expect(twoFields.body.field).toBe('pm25_ugm3,no2_ugm3');
+    expect(twoFields.body.series).toEqual([
+      { field: 'pm25_ugm3', group: {}, points: [{ t: iso(BASE), value: 20, count: 2 }] },
+      { field: 'no2_ugm3', group: {}, points: [{ t: iso(BASE), value: 20, count: 2 }] },
+    ]);
   });
 
   it('refuses a wrong password with CONNACK "not authorized", from MQTT.js and mosquitto_pub', async () => {
@@ -340,6 +357,12 @@ describe('HTTP API', () => {
       /unknown district "atlantis"/,
     ],
     ['field=pm25_ugm3&fn=mean', 'type', /is required/],
+    ['type=air-quality&field=pm25_ugm3,nope&fn=mean', 'field', /"nope" is not a field/],
+    [
+      'type=air-quality&field=pm25_ugm3&fn=mean&from=now-400d&every=1d',
+      'from',
+      /longer than the 366 days/,
+    ],
   ])('answers 400 naming the parameter for %s', async (qs, param, message) => {
     const res = await gw.api(`/api/v1/aggregates?${qs}`);
     expect(res.status).toBe(400);

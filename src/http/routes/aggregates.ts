@@ -14,6 +14,10 @@ import { parseEvery, parseTime } from '../params.js';
 
 /** More buckets than this in one series is a mistake (or a denial of service), not a chart. */
 export const MAX_BUCKETS = 10_000;
+/** The widest window one query may scan: a year and a day. */
+export const MAX_RANGE_MS = 366 * 86_400_000;
+/** Fields in one call (`field=a,b`). */
+export const MAX_FIELDS = 8;
 
 interface Query {
   type: string;
@@ -54,8 +58,9 @@ export function aggregateRoutes({
               type: { type: 'string', maxLength: 64, description: 'device type, e.g. air-quality' },
               field: {
                 type: 'string',
-                maxLength: 64,
-                description: 'a field of that type, e.g. pm25_ugm3',
+                maxLength: 600,
+                description:
+                  'a field of that type, e.g. pm25_ugm3, or several: pm25_ugm3,pm10_ugm3',
               },
               fn: { type: 'string', enum: AGGREGATE_FNS },
               every: {
@@ -88,6 +93,7 @@ export function aggregateRoutes({
                   items: {
                     type: 'object',
                     properties: {
+                      field: { type: 'string' },
                       group: { type: 'object', additionalProperties: { type: 'string' } },
                       points: {
                         type: 'array',
@@ -121,21 +127,36 @@ export function aggregateRoutes({
               .join(', ')}`,
           );
         }
-        const kind = type.info.fields.get(q.field);
-        if (!kind) {
+        const fields = [...new Set(q.field.split(',').map((f) => f.trim()))];
+        if (fields.length > MAX_FIELDS) {
           throw ERR_BAD_PARAM(
             'field',
-            `"${q.field}" is not a field of ${type.type}; fields: ${[...type.info.fields.keys()].join(', ')}`,
+            `${fields.length} fields in one call; at most ${MAX_FIELDS}`,
           );
         }
-        if ((kind === 'boolean' || kind === 'string') && q.fn !== 'count') {
-          throw ERR_BAD_PARAM('fn', `${q.field} is a ${kind} field; only count applies to it`);
+        for (const field of fields) {
+          const kind = type.info.fields.get(field);
+          if (!kind) {
+            throw ERR_BAD_PARAM(
+              'field',
+              `"${field}" is not a field of ${type.type}; fields: ${[...type.info.fields.keys()].join(', ')}`,
+            );
+          }
+          if ((kind === 'boolean' || kind === 'string') && q.fn !== 'count') {
+            throw ERR_BAD_PARAM('fn', `${field} is a ${kind} field; only count applies to it`);
+          }
         }
         const t = now();
         const fromMs = parseTime('from', q.from, t);
         const toMs = parseTime('to', q.to, t);
         if (fromMs >= toMs)
           throw ERR_BAD_PARAM('from', `from (${iso(fromMs)}) must be before to (${iso(toMs)})`);
+        if (toMs - fromMs > MAX_RANGE_MS) {
+          throw ERR_BAD_PARAM(
+            'from',
+            `the window from ${iso(fromMs)} to ${iso(toMs)} is longer than the ${MAX_RANGE_MS / 86_400_000} days one query may scan`,
+          );
+        }
         const everyMs = parseEvery(q.every);
         const buckets = Math.ceil(toMs / everyMs) - Math.floor(fromMs / everyMs);
         if (buckets > MAX_BUCKETS) {
@@ -159,28 +180,36 @@ export function aggregateRoutes({
         if (q.device !== undefined) filter.device = q.device;
         if (q.district !== undefined) filter.district = q.district;
         if (q.site !== undefined) filter.site = q.site;
-        const series = await store.aggregate({
-          measurement: type.measurement,
-          field: q.field,
-          fn: q.fn,
-          everyMs,
-          fromMs,
-          toMs,
-          filter,
-          groupBy: q.groupBy,
-          fill: q.fill,
-        });
+        // One query per field, side by side: the stores answer one field at a time.
+        const answers = await Promise.all(
+          fields.map((field) =>
+            store.aggregate({
+              measurement: type.measurement,
+              field,
+              fn: q.fn,
+              everyMs,
+              fromMs,
+              toMs,
+              filter,
+              groupBy: q.groupBy,
+              fill: q.fill,
+            }),
+          ),
+        );
         return {
           type: type.type,
-          field: q.field,
+          field: fields.join(','),
           fn: q.fn,
           every: q.every,
           from: iso(fromMs),
           to: iso(toMs),
-          series: series.map((s) => ({
-            group: s.group,
-            points: s.points.map((p) => ({ t: iso(p.t), value: p.value, count: p.count })),
-          })),
+          series: answers.flatMap((series, i) =>
+            series.map((s) => ({
+              field: fields[i],
+              group: s.group,
+              points: s.points.map((p) => ({ t: iso(p.t), value: p.value, count: p.count })),
+            })),
+          ),
         };
       },
     );
