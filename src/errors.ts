@@ -84,6 +84,26 @@ export const ERR_NOT_FOUND = createError(
 );
 
 /**
+ * Codes raised with `new TaihuError(...)` where a factory would not fit (errors that carry
+ * more than a message: the spool's, the InfluxDB store's). Listed here so every code the
+ * gateway can raise is in this one file.
+ */
+export const CODES = {
+  SPOOL_FULL: 'TAIHU_ERR_SPOOL_FULL',
+  SPOOL_CLOSED: 'TAIHU_ERR_SPOOL_CLOSED',
+  SPOOL_IO: 'TAIHU_ERR_SPOOL_IO',
+  SPOOL_ENCODE: 'TAIHU_ERR_SPOOL_ENCODE',
+  SPOOL_READ: 'TAIHU_ERR_SPOOL_READ',
+  SPOOL_CONFIRM: 'TAIHU_ERR_SPOOL_CONFIRM',
+  STORE_REFUSED: 'TAIHU_ERR_STORE_REFUSED',
+  STORE_REJECTED: 'TAIHU_ERR_STORE_REJECTED',
+  STORE_DENIED: 'TAIHU_ERR_STORE_DENIED',
+  STORE_NOT_FOUND: 'TAIHU_ERR_STORE_NOT_FOUND',
+  CLI: 'TAIHU_ERR_CLI',
+  INTERNAL: 'TAIHU_ERR_INTERNAL',
+} as const;
+
+/**
  * Rejection codes for device messages. A rejected message is still acknowledged
  * (MQTT 3.1.1 has no negative ack); the code goes to the rejection log and the
  * device's `errors` topic.
@@ -100,5 +120,7 @@ export const REJECT = {
   STATUS_INVALID: 'STATUS_INVALID',
   TOPIC_FORBIDDEN: 'TOPIC_FORBIDDEN',
   STORE_REFUSED: 'STORE_REFUSED',
+  /** Over TAIHU_DEVICE_RATE / TAIHU_DEVICE_BURST: acknowledged, not stored. */
+  RATE_LIMITED: 'RATE_LIMITED',
 } as const;
 export type RejectCode = (typeof REJECT)[keyof typeof REJECT];

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, OPTIONS, PACKAGE_ROOT, parseDuration, type Config } from './config.js';
-import { TaihuError } from './errors.js';
+import { CODES, TaihuError } from './errors.js';
 import { createGateway, type Gateway } from './gateway.js';
 import { loadCatalog } from './ingest/catalog.js';
 import { readOrCreateKeyFile } from './registry/credentials.js';
@@ -177,7 +177,7 @@ function simulatedDevices(config: Readonly<Config>, flags: SimFlags) {
   for (const t of types ?? []) {
     if (!catalog.has(t))
       throw new TaihuError(
-        'TAIHU_ERR_CLI',
+        CODES.CLI,
         `--types: unknown device type "${t}"; known: ${catalog
           .list()
           .map((x) => x.type)
@@ -186,7 +186,7 @@ function simulatedDevices(config: Readonly<Config>, flags: SimFlags) {
   }
   if (flags.district && !seeds.districts.some((d) => d.id === flags.district)) {
     throw new TaihuError(
-      'TAIHU_ERR_CLI',
+      CODES.CLI,
       `--district: unknown district "${flags.district}"; known: ${seeds.districts.map((d) => d.id).join(', ')}`,
     );
   }
@@ -236,7 +236,7 @@ async function runSimulator(
   for (const k of faultKinds ?? []) {
     if (!(FAULT_KINDS as readonly string[]).includes(k)) {
       throw new TaihuError(
-        'TAIHU_ERR_CLI',
+        CODES.CLI,
         `--fault-kinds: unknown fault "${k}"; known: ${FAULT_KINDS.join(', ')}`,
       );
     }

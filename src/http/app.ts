@@ -7,7 +7,14 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
-import { ERR_FORBIDDEN, ERR_UNAUTHORIZED, TaihuError } from '../errors.js';
+import {
+  CODES,
+  ERR_BAD_PARAM,
+  ERR_FORBIDDEN,
+  ERR_NOT_FOUND,
+  ERR_UNAUTHORIZED,
+  TaihuError,
+} from '../errors.js';
 import type { Catalog } from '../ingest/catalog.js';
 import type { LiveEvents } from '../ingest/events.js';
 import type { LiveState } from '../ingest/live.js';
@@ -99,14 +106,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if ((err as FastifyError).validation) {
       return reply
         .status(400)
-        .send(errorBody(400, 'TAIHU_ERR_BAD_PARAM', validationMessage(err as FastifyError)));
+        .send(errorBody(400, ERR_BAD_PARAM.code, validationMessage(err as FastifyError)));
     }
     const status = (err as FastifyError).statusCode ?? 500;
     if (status >= 500) {
       req.log.error({ err }, 'request failed');
       return reply
         .status(500)
-        .send(errorBody(500, 'TAIHU_ERR_INTERNAL', 'internal error; see the gateway log'));
+        .send(errorBody(500, CODES.INTERNAL, 'internal error; see the gateway log'));
     }
     return reply
       .status(status)
@@ -115,9 +122,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => {
     reply
       .status(404)
-      .send(
-        errorBody(404, 'TAIHU_ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`),
-      );
+      .send(errorBody(404, ERR_NOT_FOUND.code, `no route ${req.method} ${req.url.split('?')[0]}`));
   });
 
   app.get('/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () =>

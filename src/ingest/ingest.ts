@@ -5,7 +5,7 @@
  * `errors` topic and counted, and resolve at once (MQTT 3.1.1 has no negative ack).
  */
 import type { Logger } from 'pino';
-import { TaihuError } from '../errors.js';
+import { CODES, TaihuError } from '../errors.js';
 import type { Point } from '../store/types.js';
 import type { Catalog } from './catalog.js';
 import type { LiveEvents } from './events.js';
@@ -76,11 +76,11 @@ export class Ingest {
       (err: unknown) => {
         this.#deps.log.error(
           { err, deviceId: device.id },
-          'store write failed; message not acknowledged',
+          'spool write failed; message not acknowledged',
         );
         throw err instanceof TaihuError
           ? err
-          : new TaihuError('TAIHU_ERR_STORE', 'store write failed', {
+          : new TaihuError(CODES.SPOOL_IO, 'spool write failed', {
               cause: err,
               retryable: true,
             });

@@ -9,7 +9,7 @@
  * 0.97 µs instead of 1.25 µs; for ten readings 1,251 bytes instead of 2,491. JSON keeps every
  * value's type that a Point can hold (number, boolean, string) and round-trips doubles exactly.
  */
-import { TaihuError } from '../errors.js';
+import { CODES, TaihuError } from '../errors.js';
 import type { FieldValue, Point } from '../store/types.js';
 
 /** First byte of every payload; a reader refuses formats it does not know. */
@@ -84,7 +84,7 @@ export function decodePoints(json: string): Point[] {
 }
 
 function notEncodable(what: string): TaihuError {
-  return new TaihuError('TAIHU_ERR_SPOOL_ENCODE', `spool: cannot encode ${what}`, {
+  return new TaihuError(CODES.SPOOL_ENCODE, `spool: cannot encode ${what}`, {
     statusCode: 500,
   });
 }

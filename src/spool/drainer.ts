@@ -14,7 +14,7 @@
  *   rest is written, and the drainer moves on. A sink must therefore report errors that are
  *   not about the data (401, 404 bucket, 5xx) as retryable.
  */
-import { TaihuError } from '../errors.js';
+import { CODES, TaihuError } from '../errors.js';
 import type { Point, Store } from '../store/types.js';
 import type { Spool, SpoolLogger, SpoolRecord } from './spool.js';
 
@@ -169,7 +169,7 @@ export class Drainer {
         failures = 0;
       } catch (err) {
         if (err instanceof Abandoned || this.#deadline.signal.aborted) return;
-        if (err instanceof TaihuError && err.code === 'TAIHU_ERR_SPOOL_CLOSED') {
+        if (err instanceof TaihuError && err.code === CODES.SPOOL_CLOSED) {
           this.#log.warn({}, 'drainer: spool closed before the drainer was stopped');
           return;
         }
@@ -299,7 +299,7 @@ function isRefusal(err: unknown): boolean {
 function asTaihuError(err: unknown): TaihuError {
   if (err instanceof TaihuError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  return new TaihuError('TAIHU_ERR_STORE_REFUSED', `store refused the points: ${message}`, {
+  return new TaihuError(CODES.STORE_REFUSED, `store refused the points: ${message}`, {
     statusCode: 400,
     cause: err,
   });

@@ -29,7 +29,7 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { ERR_CONFIG, TaihuError } from '../errors.js';
+import { CODES, ERR_CONFIG, TaihuError } from '../errors.js';
 import type { Point } from '../store/types.js';
 import { CODEC_JSON_V1, decodePoints, encodePoints } from './codec.js';
 import {
@@ -113,15 +113,15 @@ export interface SpoolBatch {
 // Codes for src/errors.ts once the spool is wired in; kept here while that file is shared.
 const errFull = (bytes: number, waitedMs: number): TaihuError =>
   new TaihuError(
-    'TAIHU_ERR_SPOOL_FULL',
+    CODES.SPOOL_FULL,
     `spool: ${bytes} bytes on disk, above the high watermark for ${waitedMs} ms; ` +
       'not acknowledged, send again later',
     { statusCode: 503, retryable: true },
   );
 const errClosed = (): TaihuError =>
-  new TaihuError('TAIHU_ERR_SPOOL_CLOSED', 'spool: closed', { statusCode: 503, retryable: true });
+  new TaihuError(CODES.SPOOL_CLOSED, 'spool: closed', { statusCode: 503, retryable: true });
 const errIo = (cause: unknown): TaihuError =>
-  new TaihuError('TAIHU_ERR_SPOOL_IO', 'spool: write to disk failed; not acknowledged', {
+  new TaihuError(CODES.SPOOL_IO, 'spool: write to disk failed; not acknowledged', {
     statusCode: 503,
     retryable: true,
     cause,
@@ -314,7 +314,7 @@ export class Spool {
   read(maxRecords: number, maxBytes: number): Promise<SpoolBatch> {
     if (this.#closing) return Promise.reject(errClosed());
     if (this.#reading !== undefined) {
-      return Promise.reject(new TaihuError('TAIHU_ERR_SPOOL_READ', 'spool: one reader at a time'));
+      return Promise.reject(new TaihuError(CODES.SPOOL_READ, 'spool: one reader at a time'));
     }
     const p = this.#read(maxRecords, maxBytes);
     this.#reading = p;
@@ -348,7 +348,7 @@ export class Spool {
     if (uptoSeq > this.#deliveredSeq) {
       return Promise.reject(
         new TaihuError(
-          'TAIHU_ERR_SPOOL_CONFIRM',
+          CODES.SPOOL_CONFIRM,
           `spool: cannot confirm record ${uptoSeq}, only ${this.#deliveredSeq} was read`,
         ),
       );
@@ -933,7 +933,7 @@ function encodeFrame(points: readonly Point[]): Buffer {
   const json = encodePoints(points);
   const n = 1 + Buffer.byteLength(json);
   if (n > MAX_PAYLOAD) {
-    throw new TaihuError('TAIHU_ERR_SPOOL_ENCODE', `spool: record of ${n} bytes is too large`);
+    throw new TaihuError(CODES.SPOOL_ENCODE, `spool: record of ${n} bytes is too large`);
   }
   const f = newFrame(n, Date.now());
   f[HEADER_BYTES] = CODEC_JSON_V1;

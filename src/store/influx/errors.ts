@@ -3,18 +3,18 @@
  * (`retryable`) and keeps what the database answered (`status`, `serverMessage`), so the spool
  * drainer can tell "wait and retry" from "split the batch" from "fix the configuration".
  */
-import { ERR_STORE, TaihuError } from '../../errors.js';
+import { CODES, ERR_STORE, TaihuError } from '../../errors.js';
 
 /** Codes this store raises; all but UNAVAILABLE are additions to src/errors.ts. */
 export const INFLUX_CODES = {
   /** No answer (network, timeout) or 408/429/5xx: the same request may succeed later. */
   UNAVAILABLE: ERR_STORE.code,
   /** The data or query was refused (400, 413, 422, or a line the protocol cannot carry). */
-  REJECTED: 'TAIHU_ERR_STORE_REJECTED',
+  REJECTED: CODES.STORE_REJECTED,
   /** Authentication failed or the credentials lack a right (401, 403); retryable for writes. */
-  DENIED: 'TAIHU_ERR_STORE_DENIED',
+  DENIED: CODES.STORE_DENIED,
   /** The database, bucket or organisation does not exist (404); retryable for writes. */
-  NOT_FOUND: 'TAIHU_ERR_STORE_NOT_FOUND',
+  NOT_FOUND: CODES.STORE_NOT_FOUND,
 } as const;
 
 export interface InfluxStoreErrorOptions {
