@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive: mosquitto_pub/mosquitto_sub, InfluxDB 1.x
-# (influxd) and VictoriaMetrics. Installs only what is missing; safe to run again.
+# (influxd), VictoriaMetrics, and Redis and HAProxy for the cluster tests. Installs only what
+# is missing; safe to run again.
 # The tests start their own servers on free loopback ports with temp data dirs: the system
 # services these packages ship are never used, and must not be left running.
 set -euo pipefail
 
-PACKAGES=(mosquitto-clients influxdb victoria-metrics)
-# Services of those packages, and the ports a running one would hold (influxd: HTTP and RPC).
-SERVICES=(influxdb victoria-metrics)
-PORTS=(8086 8088 8428)
+PACKAGES=(mosquitto-clients influxdb victoria-metrics redis-server haproxy chromium)
+# Services of those packages, and the ports a running one would hold (influxd: HTTP and RPC;
+# redis-server: 6379; Debian's default haproxy.cfg opens no port).
+SERVICES=(influxdb victoria-metrics redis-server haproxy)
+PORTS=(8086 8088 8428 6379)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -51,7 +53,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   done
 fi
 
-for bin in mosquitto_pub mosquitto_sub influxd victoria-metrics; do
+for bin in mosquitto_pub mosquitto_sub influxd victoria-metrics redis-server haproxy; do
   command -v "$bin" >/dev/null || { echo "error: $bin still missing after install" >&2; exit 1; }
 done
 

@@ -10,6 +10,7 @@ const REQUIRED_TOOLS: readonly [string, string][] = [
   ['mosquitto_sub', 'apt-get install mosquitto-clients'],
   ['influxd', 'apt-get install influxdb'],
   ['victoria-metrics', 'apt-get install victoria-metrics'],
+  ['/usr/bin/chromium', 'apt-get install chromium'],
 ];
 
 export default function setup(): void {
@@ -23,4 +24,5 @@ export default function setup(): void {
     }
   }
   execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
+  execFileSync('node', ['scripts/build-web.mjs'], { stdio: 'inherit' });
 }

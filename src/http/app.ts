@@ -24,6 +24,7 @@ import type { Registry } from '../registry/registry.js';
 import type { Store } from '../store/types.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { aggregateRoutes } from './routes/aggregates.js';
+import { cityRoutes } from './routes/city.js';
 import { deviceRoutes } from './routes/devices.js';
 import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
@@ -32,6 +33,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { rejectionRoutes } from './routes/rejections.js';
 import { schemaRoutes } from './routes/schemas.js';
 import { streamRoutes, type StreamCounters } from './routes/stream.js';
+import { webRoutes } from './routes/web.js';
 
 export interface AppDeps {
   readonly registry: Registry;
@@ -139,6 +141,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     prefix: '/api/v1',
   });
   await app.register(metricsRoutes(deps));
+  await app.register(cityRoutes(deps), { prefix: '/api/v1' });
+  // The dashboard page and its assets are public (outside /api/); the page asks for a key.
+  await app.register(webRoutes(deps));
   return app;
 }
 

@@ -39,6 +39,16 @@ export interface SiteRecord {
   readonly lon: number;
 }
 
+/** A district with its outline, for maps. Positions are WGS 84 [longitude, latitude]. */
+export interface DistrictRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly nameZh: string | null;
+  readonly centroid: readonly [number, number];
+  /** The outline as a closed ring (first point not repeated); null when the seed has none. */
+  readonly boundary: readonly (readonly [number, number])[] | null;
+}
+
 export interface DeviceFilter {
   type?: string | undefined;
   district?: string | undefined;
@@ -233,6 +243,29 @@ export class Registry {
   hasDistrict(id: string): boolean {
     return this.#db.prepare('SELECT 1 FROM districts WHERE id = ?').get(id) !== undefined;
   }
+  /** Every district with its centroid and outline, by id. */
+  districtOutlines(): DistrictRecord[] {
+    const rows = this.#db
+      .prepare('SELECT id, name, name_zh, centroid, boundary FROM districts ORDER BY id')
+      .all() as DistrictRow[];
+    return rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      nameZh: r.name_zh,
+      centroid: JSON.parse(r.centroid) as [number, number],
+      boundary: r.boundary === null ? null : (JSON.parse(r.boundary) as [number, number][]),
+    }));
+  }
+
+  /** Sites by id, optionally of one district. */
+  sites(district?: string): SiteRecord[] {
+    const cols = 'SELECT id, district, kind, name, lat, lon FROM sites';
+    return (
+      district === undefined
+        ? this.#db.prepare(`${cols} ORDER BY id`).all()
+        : this.#db.prepare(`${cols} WHERE district = ? ORDER BY id`).all(district)
+    ) as SiteRecord[];
+  }
 }
 
 interface DeviceRow {
@@ -259,4 +292,14 @@ function fromRow(r: DeviceRow): DeviceRecord {
     credential: r.secret_hash ? 'individual' : 'enrollment',
     createdAt: r.created_at,
   };
+}
+
+interface DistrictRow {
+  id: string;
+  name: string;
+  name_zh: string | null;
+  /** JSON text of [lon, lat]. */
+  centroid: string;
+  /** JSON text of [[lon, lat], ...], or null. */
+  boundary: string | null;
 }
