@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive: mosquitto_pub/mosquitto_sub, InfluxDB 1.x
 # (influxd), VictoriaMetrics, and Redis and HAProxy for the cluster tests. Installs only what
-# is missing; safe to run again.
+# is missing; safe to run again. openssl makes the throwaway CA of the TLS tests.
 # The tests start their own servers on free loopback ports with temp data dirs: the system
 # services these packages ship are never used, and must not be left running.
 set -euo pipefail
 
-PACKAGES=(mosquitto-clients influxdb victoria-metrics redis-server haproxy chromium)
+PACKAGES=(mosquitto-clients influxdb victoria-metrics redis-server haproxy chromium openssl)
 # Services of those packages, and the ports a running one would hold (influxd: HTTP and RPC;
 # redis-server: 6379; Debian's default haproxy.cfg opens no port).
 SERVICES=(influxdb victoria-metrics redis-server haproxy)

@@ -60,6 +60,7 @@ export interface Config {
   influxApi: 'v2' | 'v1';
   influxUsername: string | undefined;
   influxPassword: string | undefined;
+  clusterRedisUrl: string | undefined;
   enrollmentKey: string | undefined;
   adminKey: string | undefined;
   spoolMaxBytes: number;
@@ -70,6 +71,19 @@ export interface Config {
   commitWindowMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logFormat: 'json' | 'pretty';
+  mqttsPort: number;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  tlsCa: string | undefined;
+  tlsCrl: string | undefined;
+  mqttAuth: 'on' | 'off';
+  maxPacketBytes: number | undefined;
+  mqttConnectTimeoutMs: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  deviceRate: number;
+  deviceBurst: number;
+  deviceMaxInflight: number;
 }
 
 /** Every option, its default and what it does. Ports of 0 pick a free port. */
@@ -168,6 +182,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'InfluxDB v1 password',
   },
   {
+    env: 'TAIHU_CLUSTER_REDIS_URL',
+    key: 'clusterRedisUrl',
+    kind: 'secret',
+    doc: 'redis://[:password@]host:port[/db]: run as one gateway of a cluster sharing this Redis (needs InfluxDB); unset: a single gateway',
+  },
+  {
     env: 'TAIHU_ENROLLMENT_KEY',
     key: 'enrollmentKey',
     kind: 'secret',
@@ -239,6 +259,93 @@ export const OPTIONS: readonly OptionSpec[] = [
     values: ['json', 'pretty'],
     doc: 'json, or pretty (default on a terminal)',
   },
+  {
+    env: 'TAIHU_MQTTS_PORT',
+    key: 'mqttsPort',
+    kind: 'port',
+    default: '8883',
+    doc: 'MQTT over TLS port, open when TAIHU_TLS_CERT and TAIHU_TLS_KEY are set; 0 picks a free port',
+  },
+  {
+    env: 'TAIHU_TLS_CERT',
+    key: 'tlsCert',
+    kind: 'string',
+    doc: 'PEM certificate (chain) file for mqtts (and https); unset: no TLS listener',
+  },
+  {
+    env: 'TAIHU_TLS_KEY',
+    key: 'tlsKey',
+    kind: 'string',
+    doc: 'PEM private key file of TAIHU_TLS_CERT',
+  },
+  {
+    env: 'TAIHU_TLS_CA',
+    key: 'tlsCa',
+    kind: 'string',
+    doc: 'PEM CA file: mqtts asks for client certificates signed by it (CN = device id, no password); unset: no client certificates',
+  },
+  {
+    env: 'TAIHU_TLS_CRL',
+    key: 'tlsCrl',
+    kind: 'string',
+    doc: 'PEM certificate revocation list of TAIHU_TLS_CA, read at start; revoked client certificates are refused',
+  },
+  {
+    env: 'TAIHU_MQTT_AUTH',
+    key: 'mqttAuth',
+    kind: 'enum',
+    values: ['on', 'off'],
+    default: 'on',
+    doc: 'off: development only, anyone may use topics outside sensors/ and $SYS without credentials; refused unless TAIHU_MQTT_HOST is loopback',
+  },
+  {
+    env: 'TAIHU_MAX_PACKET_BYTES',
+    key: 'maxPacketBytes',
+    kind: 'bytes',
+    doc: 'largest MQTT packet of any kind; a larger one closes the connection before it is read (default TAIHU_MAX_PAYLOAD_BYTES + 4096)',
+  },
+  {
+    env: 'TAIHU_MQTT_CONNECT_TIMEOUT',
+    key: 'mqttConnectTimeoutMs',
+    kind: 'duration',
+    default: '10s',
+    doc: 'how long a new MQTT connection may take to send CONNECT (and a TLS handshake or WebSocket upgrade to finish)',
+  },
+  {
+    env: 'TAIHU_MAX_CONNECTIONS',
+    key: 'maxConnections',
+    kind: 'int',
+    default: '20000',
+    doc: 'most open MQTT connections over all listeners; more are closed at accept; 0 = no limit',
+  },
+  {
+    env: 'TAIHU_MAX_CONNECTIONS_PER_IP',
+    key: 'maxConnectionsPerIp',
+    kind: 'int',
+    default: '1000',
+    doc: 'most open MQTT connections from one IP address (NAT gateways carry many devices); 0 = no limit',
+  },
+  {
+    env: 'TAIHU_DEVICE_RATE',
+    key: 'deviceRate',
+    kind: 'int',
+    default: '50',
+    doc: 'messages per second a device may publish on average; excess is acknowledged but refused (RATE_LIMITED); 0 = no limit',
+  },
+  {
+    env: 'TAIHU_DEVICE_BURST',
+    key: 'deviceBurst',
+    kind: 'int',
+    default: '200',
+    doc: 'messages a device may publish at once above TAIHU_DEVICE_RATE (token bucket size)',
+  },
+  {
+    env: 'TAIHU_DEVICE_MAX_INFLIGHT',
+    key: 'deviceMaxInflight',
+    kind: 'int',
+    default: '100',
+    doc: "messages of one device awaiting their acknowledgement; past it the gateway stops reading that device's connection until acks catch up; 0 = no limit",
+  },
 ];
 
 const PORT_SCHEMA = { type: 'integer', minimum: 0, maximum: 65535 };
@@ -265,6 +372,7 @@ export const CONFIG_SCHEMA = {
     influxApi: { enum: ['v2', 'v1'] },
     influxUsername: { type: 'string' },
     influxPassword: { type: 'string' },
+    clusterRedisUrl: { type: 'string', pattern: '^rediss?://' },
     enrollmentKey: { type: 'string', minLength: 16 },
     adminKey: { type: 'string', minLength: 16 },
     spoolMaxBytes: { type: 'integer', minimum: 1_048_576 },
@@ -275,6 +383,19 @@ export const CONFIG_SCHEMA = {
     commitWindowMs: { type: 'integer', minimum: 0, maximum: 1000 },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     logFormat: { enum: ['json', 'pretty'] },
+    mqttsPort: PORT_SCHEMA,
+    tlsCert: { type: 'string', minLength: 1 },
+    tlsKey: { type: 'string', minLength: 1 },
+    tlsCa: { type: 'string', minLength: 1 },
+    tlsCrl: { type: 'string', minLength: 1 },
+    mqttAuth: { enum: ['on', 'off'] },
+    maxPacketBytes: { type: 'integer', minimum: 128, maximum: 268_435_455 },
+    mqttConnectTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 },
+    maxConnections: { type: 'integer', minimum: 0 },
+    maxConnectionsPerIp: { type: 'integer', minimum: 0 },
+    deviceRate: { type: 'integer', minimum: 0 },
+    deviceBurst: { type: 'integer', minimum: 1 },
+    deviceMaxInflight: { type: 'integer', minimum: 0, maximum: 65_535 },
   },
 } as const;
 
@@ -316,6 +437,16 @@ export function loadConfig(input: LoadConfigInput = {}): Readonly<Config> {
   const config = raw as unknown as Config;
   if (config.store === 'influxdb' && !config.influxUrl) {
     throw ERR_CONFIG('TAIHU_STORE=influxdb needs TAIHU_INFLUX_URL');
+  }
+  if (config.clusterRedisUrl && config.store !== 'influxdb') {
+    throw ERR_CONFIG(
+      'TAIHU_CLUSTER_REDIS_URL is set (cluster mode) but the telemetry store is the embedded one, which every instance would keep apart: set TAIHU_INFLUX_URL (and leave TAIHU_STORE unset or set it to influxdb), or unset TAIHU_CLUSTER_REDIS_URL',
+    );
+  }
+  if (config.clusterRedisUrl && !config.enrollmentKey) {
+    throw ERR_CONFIG(
+      'TAIHU_CLUSTER_REDIS_URL is set (cluster mode) but TAIHU_ENROLLMENT_KEY is not: each instance would generate its own key and derive other device secrets; give every instance the same TAIHU_ENROLLMENT_KEY',
+    );
   }
   config.dataDir = resolve(config.dataDir);
   return Object.freeze(config);

@@ -56,6 +56,14 @@ export const ERR_STORE = createError(
   true,
 );
 
+// cluster
+export const ERR_CLUSTER = createError(
+  'TAIHU_ERR_CLUSTER',
+  (detail: string) => `cluster state (Redis): ${detail}`,
+  503,
+  true,
+);
+
 // HTTP
 export const ERR_BAD_PARAM = createError(
   'TAIHU_ERR_BAD_PARAM',
@@ -100,6 +108,7 @@ export const CODES = {
   STORE_DENIED: 'TAIHU_ERR_STORE_DENIED',
   STORE_NOT_FOUND: 'TAIHU_ERR_STORE_NOT_FOUND',
   CLI: 'TAIHU_ERR_CLI',
+  MQTT_PROTOCOL: 'TAIHU_ERR_MQTT_PROTOCOL',
   INTERNAL: 'TAIHU_ERR_INTERNAL',
 } as const;
 

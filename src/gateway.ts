@@ -2,41 +2,44 @@
  * Builds and wires the gateway's parts; `start()` opens the sockets, `close()`
  * shuts down in order. Never exits the process (that is main.ts's job).
  */
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createBroker, disconnectDevice, notifyRejection } from './broker/broker.js';
-import { listenTcp, listenWebSocket, type Listener } from './broker/listeners.js';
+import { loadTls } from './broker/tls.js';
+import { listenMqtt, type Listener } from './broker/listeners.js';
+import { createClusterBackend } from './cluster/backend.js';
 import type { Config } from './config.js';
 import { buildApp } from './http/app.js';
 import { loadCatalog, type Catalog } from './ingest/catalog.js';
 import { Ingest } from './ingest/ingest.js';
 import { LiveEvents } from './ingest/events.js';
-import { LiveState } from './ingest/live.js';
-import { RejectionLog } from './ingest/rejections.js';
-import { ApiKeys } from './registry/api-keys.js';
 import { readOrCreateKeyFile, writeKeyFile } from './registry/credentials.js';
-import { openDatabase, Registry } from './registry/registry.js';
 import { loadSeeds } from './registry/seeds.js';
 import { Drainer } from './spool/drainer.js';
 import { Spool, type SpoolState } from './spool/spool.js';
+import { openState } from './state/index.js';
+import type { RegistryView } from './state/types.js';
 import { createEmbeddedStore } from './store/embedded/index.js';
 import { createInfluxStore } from './store/influx/index.js';
 import { Metrics } from './telemetry/metrics.js';
 import type { StreamCounters } from './http/routes/stream.js';
 import type { Point, Store } from './store/types.js';
-import { REJECT } from './errors.js';
+import { REJECT, TaihuError } from './errors.js';
 
 export interface Ports {
   readonly mqtt: number;
   readonly ws: number;
   readonly http: number;
+  /** Present when TLS is configured. */
+  readonly mqtts?: number;
 }
 
 export interface Gateway {
   readonly catalog: Catalog;
-  readonly registry: Registry;
+  readonly registry: RegistryView;
   readonly ingest: Ingest;
   readonly enrollmentKey: string;
   start(): Promise<Ports>;
@@ -45,6 +48,11 @@ export interface Gateway {
 
 /** How long the drainer lets a batch gather before writing it: bounds publish→queryable. */
 const DRAIN_BATCH_AGE_MS = 250;
+/** How long start-up waits for the store before serving devices without it. */
+const STORE_OPEN_WAIT_MS = 2_000;
+/** Retry delays while the store cannot be reached at start, ms. */
+const STORE_OPEN_BACKOFF_MS = [500, 1_000, 2_000, 5_000, 10_000] as const;
+
 /** Part of the shutdown deadline (main.ts) the drainer may spend flushing the spool. */
 const DRAIN_ON_CLOSE_MS = 4_000;
 
@@ -54,26 +62,33 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
   mkdirSync(config.dataDir, { recursive: true });
   const seeds = loadSeeds(config.seedsDir, catalog);
 
-  const db = openDatabase(join(config.dataDir, 'registry.db'));
-  const registry = new Registry(db);
-  const added = registry.applySeeds(seeds);
+  const events = new LiveEvents((err) => log.warn({ err }, 'live event listener failed'));
+  // One id per process: the broker's in a cluster, and the owner of its connections there.
+  const instanceId = randomUUID();
+  // Registry, API keys, live state, rejections: SQLite and memory, or a cluster's Redis.
+  const state = await openState(config, { events, log, instanceId });
+  const { registry, apiKeys, live, rejections } = state;
+  const added = await state.provisioning.applySeeds(seeds);
   if (added > 0) log.info({ added, total: registry.size }, 'devices loaded from seeds');
 
   const enrollmentKey = config.enrollmentKey ?? enrollmentKeyFromFile(config.dataDir, log);
-  const apiKeys = new ApiKeys(db, config.adminKey);
-  if (!config.adminKey && apiKeys.storedCount === 0) {
-    const { key } = apiKeys.create('admin', 'bootstrap');
+  const bootstrap = config.adminKey ? undefined : await apiKeys.createFirst('admin', 'bootstrap');
+  if (bootstrap) {
     const file = join(config.dataDir, 'admin.key');
-    writeKeyFile(file, key);
+    writeKeyFile(file, bootstrap.key);
     log.warn({ file }, 'no API key configured: created an admin key and wrote it to this file');
   }
 
   const store = createStore(config, log);
-  await store.open(catalog.measurements());
+  // A store that is down at start is waited for, not fatal: the spool takes readings
+  // meanwhile (DESIGN §6). A store that refuses us (credentials, rights) stops the start.
+  let storeOpenError: Error | undefined;
+  let storeOpened = false;
+  const openStore = openWithRetry(store, catalog.measurements(), log, (err) => {
+    storeOpenError = err;
+  });
+  await Promise.race([openStore, new Promise((r) => setTimeout(r, STORE_OPEN_WAIT_MS))]);
 
-  const rejections = new RejectionLog(db);
-  const events = new LiveEvents((err) => log.warn({ err }, 'live event listener failed'));
-  const live = new LiveState({ events, identify: (id) => registry.get(id) });
   const intervalMsOf = (id: string) =>
     (catalog.get(registry.get(id)?.type ?? '')?.intervalSeconds ?? 60) * 1000;
   // The spool is what a PUBACK waits for (DESIGN §6); the store is fed from it.
@@ -109,6 +124,9 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
     logger: log.child({ component: 'drainer' }),
     onRejected: (points, err) => storeRefused(points, err.message),
   });
+  const backend = config.clusterRedisUrl
+    ? createClusterBackend(config.clusterRedisUrl, instanceId, log)
+    : undefined;
   const broker = await createBroker({
     registry,
     catalog,
@@ -116,6 +134,24 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
     live,
     enrollmentKey,
     log,
+    options: config,
+    metrics,
+    operators: apiKeys,
+    cluster: backend?.aedes,
+  });
+  if (backend) {
+    // Aedes raises session-store failures (Redis away) as 'error'; unheard, that ends the process.
+    // why: Aedes emits 'error' (an EventEmitter's) but its types list only client events.
+    (broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) =>
+      log.warn({ err }, 'MQTT broker error'),
+    );
+    log.info({ instanceId }, 'cluster mode: MQTT sessions and fan-out through Redis');
+  }
+  // Another instance disabled, deleted or re-keyed a device: a connection here must end too.
+  state.onRemoteDeviceChange(({ id, before, after, secretChanged }) => {
+    if (!before || (after?.state === 'active' && !secretChanged)) return;
+    if (!after) live.forget(id);
+    if (disconnectDevice(broker, id)) log.info({ deviceId: id }, 'device disconnected by a peer');
   });
   const ingest = new Ingest({
     catalog,
@@ -153,8 +189,10 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
   let listeners: Listener[] = [];
   let app: FastifyInstance | undefined;
   const ready = () => {
-    const listening = listeners.length === 2;
-    const sinkError = drainer.lastError;
+    // TCP and WebSocket always; mqtts too when TLS is configured.
+    const listening = listeners.length >= 2;
+    const sinkError =
+      drainer.lastError ?? (storeOpened ? undefined : (storeOpenError ?? new Error('opening')));
     const checks = {
       broker: listening ? { ok: true } : { ok: false, detail: 'MQTT listeners are not open' },
       store: sinkError
@@ -167,6 +205,7 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
               ok: false,
               detail: `spool above its high watermark (${spool.bytes} of ${config.spoolMaxBytes} bytes): not acknowledging until the store catches up`,
             },
+      ...(state.kind === 'redis' ? { cluster: state.health() } : {}),
     };
     return { ok: Object.values(checks).every((c) => c.ok), checks };
   };
@@ -177,10 +216,22 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
     ingest,
     enrollmentKey,
     async start() {
-      drainer.start();
+      void openStore.then(
+        () => {
+          storeOpened = true;
+          storeOpenError = undefined;
+          drainer.start();
+        },
+        (err: Error) => {
+          storeOpenError = err;
+          log.error({ err }, 'store refused to open; readings stay in the spool');
+        },
+      );
       live.start({ intervalMsOf });
       app = await buildApp({
+        tls: loadTls(config),
         registry,
+        provisioning: state.provisioning,
         apiKeys,
         catalog,
         store,
@@ -198,14 +249,12 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
       });
       await app.listen({ host: config.httpHost, port: config.httpPort });
       const http = app.server.address();
-      listeners = [
-        await listenTcp(broker, config.mqttHost, config.mqttPort),
-        await listenWebSocket(broker, config.mqttHost, config.mqttWsPort),
-      ];
+      listeners = await listenMqtt(broker, config, log);
       const ports = {
         mqtt: listeners[0]?.port ?? 0,
         ws: listeners[1]?.port ?? 0,
         http: typeof http === 'object' && http ? http.port : 0,
+        ...(listeners[2] ? { mqtts: listeners[2].port } : {}),
       };
       log.info(
         { ports, store: store.kind, devices: registry.size, types: catalog.list().length },
@@ -223,15 +272,16 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
       await app?.close();
       await drainer.stop(DRAIN_ON_CLOSE_MS);
       await spool.close();
-      rejections.flush();
       await store.close();
-      db.close();
+      await state.close();
+      await backend?.close();
       log.info('taihu stopped');
     },
   };
 }
 
-function createStore(config: Readonly<Config>, log: Logger): Store {
+/** The telemetry store the configuration names (also used by `taihu spool drain`). */
+export function createStore(config: Readonly<Config>, log: Logger): Store {
   const logger = log.child({ component: 'store' });
   if (config.store === 'influxdb' && config.influxUrl) {
     return createInfluxStore({
@@ -254,4 +304,35 @@ function enrollmentKeyFromFile(dataDir: string, log: Logger): string {
   if (created)
     log.warn({ file }, 'no TAIHU_ENROLLMENT_KEY set: generated an enrollment key into this file');
   return key;
+}
+
+/**
+ * Opens the store, retrying while it cannot be reached; rejects at once when the store
+ * refuses for good (wrong credentials, missing rights), which the start must report.
+ */
+async function openWithRetry(
+  store: Store,
+  measurements: ReturnType<Catalog['measurements']>,
+  log: Logger,
+  onRetry: (err: Error) => void,
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await store.open(measurements);
+      if (attempt > 0)
+        log.info({ store: store.kind, attempt }, 'store reachable; draining the spool');
+      return;
+    } catch (err) {
+      if (!(err instanceof TaihuError) || !err.retryable) throw err;
+      onRetry(err);
+      const delay = STORE_OPEN_BACKOFF_MS[Math.min(attempt, STORE_OPEN_BACKOFF_MS.length - 1)];
+      if (attempt === 0) {
+        log.warn(
+          { err: err.message, store: store.kind },
+          'store unreachable at start; acknowledging into the spool and retrying',
+        );
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }

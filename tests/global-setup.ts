@@ -10,6 +10,8 @@ const REQUIRED_TOOLS: readonly [string, string][] = [
   ['mosquitto_sub', 'apt-get install mosquitto-clients'],
   ['influxd', 'apt-get install influxdb'],
   ['victoria-metrics', 'apt-get install victoria-metrics'],
+  ['redis-server', 'apt-get install redis-server'],
+  ['haproxy', 'apt-get install haproxy'],
   ['/usr/bin/chromium', 'apt-get install chromium'],
 ];
 

@@ -18,9 +18,8 @@ import {
 import type { Catalog } from '../ingest/catalog.js';
 import type { LiveEvents } from '../ingest/events.js';
 import type { LiveState } from '../ingest/live.js';
-import type { RejectionLog } from '../ingest/rejections.js';
-import type { ApiKeys, Role } from '../registry/api-keys.js';
-import type { Registry } from '../registry/registry.js';
+import type { Role } from '../registry/api-keys.js';
+import type { ApiKeyStore, Provisioning, RegistryView, RejectionStore } from '../state/types.js';
 import type { Store } from '../store/types.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { aggregateRoutes } from './routes/aggregates.js';
@@ -36,11 +35,16 @@ import { streamRoutes, type StreamCounters } from './routes/stream.js';
 import { webRoutes } from './routes/web.js';
 
 export interface AppDeps {
-  readonly registry: Registry;
-  readonly apiKeys: ApiKeys;
+  /** Serve HTTPS with this certificate (TAIHU_TLS_CERT/TAIHU_TLS_KEY). */
+  readonly tls?: { key: Buffer; cert: Buffer } | undefined;
+  /** Registry reads (memory); changes go through `provisioning` (one gateway or a cluster). */
+  readonly registry: RegistryView;
+  readonly provisioning: Provisioning;
+  readonly apiKeys: ApiKeyStore;
   readonly catalog: Catalog;
   readonly store: Store;
-  readonly rejections: RejectionLog;
+  readonly rejections: RejectionStore;
+  /** This instance's live state; `live.read()` answers for the whole cluster. */
   readonly live: LiveState;
   readonly log: Logger;
   /** Readiness checks beyond the process being up. */
@@ -64,6 +68,7 @@ declare module 'fastify' {
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
+    https: deps.tls ? { key: deps.tls.key, cert: deps.tls.cert } : null,
     loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: 64 * 1024,
     routerOptions: { maxParamLength: 128 },

@@ -16,7 +16,7 @@ import {
   type PipelineOptions,
   type Rejection,
 } from './pipeline.js';
-import type { RejectionLog } from './rejections.js';
+import type { RejectionStore } from '../state/types.js';
 
 /** Where ingest outcomes are counted (Prometheus metrics in the gateway). */
 export interface IngestCounter {
@@ -30,7 +30,7 @@ export interface IngestDeps {
   readonly catalog: Catalog;
   /** Makes points durable; the message may be acknowledged once it resolves. */
   readonly commit: (points: readonly Point[]) => Promise<void>;
-  readonly rejections: RejectionLog;
+  readonly rejections: Pick<RejectionStore, 'record'>;
   readonly live: LiveState;
   /** Hears each message's readings once durable (the HTTP stream); none: nobody hears. */
   readonly events?: LiveEvents;

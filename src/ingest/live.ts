@@ -16,7 +16,7 @@ export type DeviceStatus = 'online' | 'offline' | 'stale' | 'never';
 export const DEVICE_STATUSES: readonly DeviceStatus[] = ['online', 'offline', 'stale', 'never'];
 
 /** A connected device silent for more than this many expected intervals is stale. */
-const STALE_AFTER_INTERVALS = 3;
+export const STALE_AFTER_INTERVALS = 3;
 
 interface Live {
   connected: boolean;
@@ -41,6 +41,15 @@ export interface LatestReading {
   /** Receive time of the device's last accepted message (epoch ms). */
   readonly lastSeen: number;
   readonly last: AcceptedReading;
+}
+
+/** The questions the HTTP API asks of live state; a LiveState answers them, and so does a cluster's. */
+export type LiveQuery = Pick<LiveState, 'status' | 'view' | 'latest'>;
+
+/** What a live query needs: these devices only (every device when absent), with last readings or not. */
+export interface LiveScope {
+  readonly ids?: readonly string[] | undefined;
+  readonly readings?: boolean | undefined;
 }
 
 export interface LiveOptions {
@@ -172,6 +181,14 @@ export class LiveState {
 
   get connectedCount(): number {
     return this.#connectedCount;
+  }
+
+  /**
+   * What HTTP queries are answered from. In one gateway that is this object (the scope changes
+   * nothing); a cluster's live state reads every instance's devices from Redis instead.
+   */
+  read(_scope?: LiveScope): Promise<LiveQuery> {
+    return Promise.resolve(this);
   }
 
   /**

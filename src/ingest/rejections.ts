@@ -31,9 +31,9 @@ export interface RejectionQuery {
 }
 
 /** Enough of a payload to recognise it, little enough to keep the log small. */
-const PAYLOAD_KEEP_BYTES = 512;
+export const PAYLOAD_KEEP_BYTES = 512;
 /** The log keeps the newest records only. */
-const KEEP_ROWS = 100_000;
+export const KEEP_ROWS = 100_000;
 const TRIM_EVERY = 1_000;
 
 export class RejectionLog {

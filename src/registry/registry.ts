@@ -227,6 +227,35 @@ export class Registry {
     return true;
   }
 
+  /**
+   * Stores a record exactly as another source has it: a cluster peer's change, mirrored into
+   * this instance's copy (state/redis). Single-node code never calls it.
+   */
+  mirror(d: DeviceRecord, secretHash: string | undefined): DeviceRecord {
+    const row = this.#db
+      .prepare(
+        `INSERT INTO devices (id, type, district, site_id, lat, lon, state, created_at, secret_hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET type = excluded.type, district = excluded.district,
+           site_id = excluded.site_id, lat = excluded.lat, lon = excluded.lon,
+           state = excluded.state, created_at = excluded.created_at,
+           secret_hash = excluded.secret_hash
+         RETURNING *`,
+      )
+      .get(
+        d.id,
+        d.type,
+        d.district,
+        d.siteId,
+        d.lat,
+        d.lon,
+        d.state,
+        d.createdAt,
+        secretHash ?? null,
+      ) as DeviceRow;
+    return this.#put(row);
+  }
+
   site(id: string): SiteRecord | undefined {
     return this.#db
       .prepare('SELECT id, district, kind, name, lat, lon FROM sites WHERE id = ?')
@@ -240,9 +269,6 @@ export class Registry {
     }[];
   }
 
-  hasDistrict(id: string): boolean {
-    return this.#db.prepare('SELECT 1 FROM districts WHERE id = ?').get(id) !== undefined;
-  }
   /** Every district with its centroid and outline, by id. */
   districtOutlines(): DistrictRecord[] {
     const rows = this.#db
@@ -266,6 +292,20 @@ export class Registry {
         : this.#db.prepare(`${cols} WHERE district = ? ORDER BY id`).all(district)
     ) as SiteRecord[];
   }
+
+  hasDistrict(id: string): boolean {
+    return this.#db.prepare('SELECT 1 FROM districts WHERE id = ?').get(id) !== undefined;
+  }
+}
+
+interface DistrictRow {
+  id: string;
+  name: string;
+  name_zh: string | null;
+  /** JSON text of [lon, lat]. */
+  centroid: string;
+  /** JSON text of [[lon, lat], ...], or null. */
+  boundary: string | null;
 }
 
 interface DeviceRow {
@@ -292,14 +332,4 @@ function fromRow(r: DeviceRow): DeviceRecord {
     credential: r.secret_hash ? 'individual' : 'enrollment',
     createdAt: r.created_at,
   };
-}
-
-interface DistrictRow {
-  id: string;
-  name: string;
-  name_zh: string | null;
-  /** JSON text of [lon, lat]. */
-  centroid: string;
-  /** JSON text of [[lon, lat], ...], or null. */
-  boundary: string | null;
 }

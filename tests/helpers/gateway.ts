@@ -3,6 +3,7 @@
  * runs it, and parses its JSON log lines back into objects.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request as httpsRequestRaw } from 'node:https';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -39,7 +40,12 @@ export interface RunningGateway {
 }
 
 export async function startGateway(
-  opts: { env?: Record<string, string>; dataDir?: string } = {},
+  opts: {
+    env?: Record<string, string>;
+    dataDir?: string;
+    /** The API serves HTTPS with a certificate from this CA (TAIHU_TLS_CERT is set). */
+    httpsCa?: Buffer;
+  } = {},
 ): Promise<RunningGateway> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'taihu-test-'));
   const child = spawn(process.execPath, [join(ROOT, 'dist/src/main.js'), 'start'], {
@@ -95,11 +101,10 @@ export async function startGateway(
       const headers: Record<string, string> =
         key === null ? {} : { authorization: `Bearer ${key}` };
       if (init.body !== undefined) headers['content-type'] = 'application/json';
-      const res = await fetch(`http://127.0.0.1:${ports.http}${path}`, {
-        method: init.method ?? 'GET',
-        headers,
-        body: init.body === undefined ? undefined : JSON.stringify(init.body),
-      });
+      const body = init.body === undefined ? undefined : JSON.stringify(init.body);
+      const method = init.method ?? 'GET';
+      if (opts.httpsCa) return httpsRequest(ports.http, path, method, headers, body, opts.httpsCa);
+      const res = await fetch(`http://127.0.0.1:${ports.http}${path}`, { method, headers, body });
       const text = await res.text();
       const json = res.headers.get('content-type')?.includes('json');
       return {
@@ -139,5 +144,35 @@ export function runTaihu(args: string[], env: Record<string, string> = {}, timeo
       clearTimeout(timer);
       resolveRun({ code, stdout, stderr });
     });
+  });
+}
+
+/** The API over HTTPS, trusting only the given CA (global fetch takes no CA option). */
+function httpsRequest(
+  port: number,
+  path: string,
+  method: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+  ca: Buffer,
+): Promise<{ status: number; body: any; headers: Headers }> {
+  return new Promise((resolveReq, reject) => {
+    const req = httpsRequestRaw({ host: '127.0.0.1', port, path, method, headers, ca }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
+        const json = h.get('content-type')?.includes('json');
+        resolveReq({
+          status: res.statusCode ?? 0,
+          body: text && json ? JSON.parse(text) : text,
+          headers: h,
+        });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
   });
 }

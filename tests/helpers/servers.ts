@@ -50,7 +50,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-function findBinary(name: string, fix: string): string {
+export function findBinary(name: string, fix: string): string {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (dir === '') continue;
     const candidate = join(dir, name);
@@ -67,7 +67,7 @@ function findBinary(name: string, fix: string): string {
 /** The child's environment: PATH only, so no INFLUXDB_* variable overrides the config file. */
 const childEnv = () => ({ PATH: process.env.PATH ?? '' });
 
-interface Spec {
+export interface Spec {
   readonly name: string;
   readonly binary: string;
   readonly args: readonly string[];
@@ -88,7 +88,7 @@ async function probe(url: string, status: number): Promise<boolean> {
   }
 }
 
-function manage(spec: Spec): TestServer & { start(): Promise<void> } {
+export function manage(spec: Spec): TestServer & { start(): Promise<void> } {
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
 
@@ -160,7 +160,7 @@ function manage(spec: Spec): TestServer & { start(): Promise<void> } {
 }
 
 /** Starts the server; when it does not come up, removes its data dir before rethrowing. */
-async function launch(server: TestServer & { start(): Promise<void> }): Promise<TestServer> {
+export async function launch(server: TestServer & { start(): Promise<void> }): Promise<TestServer> {
   try {
     await server.start();
   } catch (err) {

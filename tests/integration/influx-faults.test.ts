@@ -48,7 +48,14 @@ async function storedSeqs(db: string, deviceId: string): Promise<Map<number, num
 
 async function gatewayOn(db: string, env: Record<string, string> = {}): Promise<RunningGateway> {
   const g = await startGateway({
-    env: { TAIHU_INFLUX_URL: influx.url, TAIHU_INFLUX_API: 'v1', TAIHU_INFLUX_BUCKET: db, ...env },
+    // Publishers here send as fast as acks come back: no per-device rate limit.
+    env: {
+      TAIHU_INFLUX_URL: influx.url,
+      TAIHU_INFLUX_API: 'v1',
+      TAIHU_INFLUX_BUCKET: db,
+      TAIHU_DEVICE_RATE: '0',
+      ...env,
+    },
   });
   gateways.push(g);
   return g;
@@ -99,6 +106,25 @@ describe('InfluxDB faults', () => {
         `${r.d.id}: duplicates`,
       ).toBe(true);
     }
+    await eventually(async () => (await gw.api('/ready', { key: null })).status === 200, 10_000);
+  });
+
+  it('starts while InfluxDB is down, acknowledges into the spool, and delivers once it is up', async () => {
+    await influx.pause();
+    const gw = await gatewayOn('late');
+    expect(gw.logs.some((l) => /store unreachable at start/.test(l.msg))).toBe(true);
+    expect((await gw.api('/ready', { key: null })).status).toBe(503);
+    const d = seedDevice('air-quality', 18);
+    const client = await connect(gw.ports.mqtt, {
+      clientId: d.id,
+      username: d.id,
+      password: gw.secret(d.id),
+    });
+    const pub = publisher(client, telemetryTopic(d), Date.now() - 10 * 60_000, { maxSeq: 50 });
+    await eventually(async () => pub.acked.size === 50);
+    await client.endAsync();
+    await influx.resume();
+    await eventually(async () => (await storedSeqs('late', d.id)).size === 50, 20_000);
     await eventually(async () => (await gw.api('/ready', { key: null })).status === 200, 10_000);
   });
 

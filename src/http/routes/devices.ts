@@ -70,6 +70,7 @@ interface CreateBody {
 
 export function deviceRoutes({
   registry,
+  provisioning,
   catalog,
   live,
   disconnect,
@@ -120,16 +121,19 @@ export function deviceRoutes({
         }
         const t = now();
         const want = q.status;
+        // A status filter needs every device's live state; a page needs only its own.
+        const all = want ? await live.read({ readings: false }) : undefined;
         const { items, total } = registry.list({
           type: q.type,
           district: q.district,
-          where: want ? (d) => live.status(d.id, intervalMs(d), t) === want : undefined,
+          where: all ? (d) => all.status(d.id, intervalMs(d), t) === want : undefined,
           limit: q.limit,
           offset: q.offset,
         });
+        const snapshot = all ?? (await live.read({ ids: items.map((d) => d.id), readings: false }));
         return {
           items: items.map((d) => {
-            const v = live.view(d.id, intervalMs(d), t);
+            const v = snapshot.view(d.id, intervalMs(d), t);
             return { ...d, status: v.status, lastSeen: v.lastSeen };
           }),
           total,
@@ -155,7 +159,8 @@ export function deviceRoutes({
       async (req) => {
         const d = registry.get(req.params.id);
         if (!d) throw ERR_NOT_FOUND('device', req.params.id);
-        return { ...d, ...live.view(d.id, intervalMs(d), now()) };
+        const snapshot = await live.read({ ids: [d.id] });
+        return { ...d, ...snapshot.view(d.id, intervalMs(d), now()) };
       },
     );
 
@@ -212,7 +217,7 @@ export function deviceRoutes({
         if (!site) throw ERR_BAD_PARAM('siteId', `unknown site "${b.siteId}"`);
         if (registry.get(b.id)) throw ERR_CONFLICT('device', b.id);
         const secret = newDeviceSecret();
-        const device = registry.create(
+        const device = await provisioning.create(
           {
             id: b.id,
             type: b.type,
@@ -245,7 +250,7 @@ export function deviceRoutes({
       async (req) => {
         if (!registry.get(req.params.id)) throw ERR_NOT_FOUND('device', req.params.id);
         const secret = newDeviceSecret();
-        registry.setSecretHash(req.params.id, await hashSecret(secret));
+        await provisioning.setSecretHash(req.params.id, await hashSecret(secret));
         // A connection made with the old secret does not outlive it.
         disconnect(req.params.id);
         req.log.info({ deviceId: req.params.id }, 'device secret rotated');
@@ -272,7 +277,7 @@ export function deviceRoutes({
           },
         },
         async (req) => {
-          const d = registry.setState(req.params.id, state);
+          const d = await provisioning.setState(req.params.id, state);
           if (!d) throw ERR_NOT_FOUND('device', req.params.id);
           if (state === 'disabled') disconnect(d.id);
           req.log.info({ deviceId: d.id, state }, `device ${action}d`);
@@ -294,7 +299,8 @@ export function deviceRoutes({
         },
       },
       async (req, reply) => {
-        if (!registry.remove(req.params.id)) throw ERR_NOT_FOUND('device', req.params.id);
+        if (!(await provisioning.remove(req.params.id)))
+          throw ERR_NOT_FOUND('device', req.params.id);
         disconnect(req.params.id);
         req.log.info({ deviceId: req.params.id }, 'device deleted');
         return reply.status(204).send();

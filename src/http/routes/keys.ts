@@ -30,7 +30,7 @@ export function keyRoutes({ apiKeys }: AppDeps): FastifyPluginAsync {
           },
         },
       },
-      async () => ({ items: apiKeys.list() }),
+      async () => ({ items: await apiKeys.list() }),
     );
 
     app.post<{ Body: { role: Role; name?: string } }>(
@@ -56,8 +56,8 @@ export function keyRoutes({ apiKeys }: AppDeps): FastifyPluginAsync {
         },
       },
       async (req, reply) => {
-        const { id, key } = apiKeys.create(req.body.role, req.body.name);
-        const record = apiKeys.list().find((k) => k.id === id);
+        const { id, key } = await apiKeys.create(req.body.role, req.body.name);
+        const record = (await apiKeys.list()).find((k) => k.id === id);
         req.log.info({ keyId: id, role: req.body.role }, 'API key created');
         return reply.status(201).send({ ...record, key });
       },
@@ -79,7 +79,7 @@ export function keyRoutes({ apiKeys }: AppDeps): FastifyPluginAsync {
         },
       },
       async (req, reply) => {
-        if (!apiKeys.revoke(req.params.id)) throw ERR_NOT_FOUND('API key', req.params.id);
+        if (!(await apiKeys.revoke(req.params.id))) throw ERR_NOT_FOUND('API key', req.params.id);
         req.log.info({ keyId: req.params.id }, 'API key revoked');
         return reply.status(204).send();
       },

@@ -90,7 +90,8 @@ export function latestRoutes({
           );
         }
         const t = now();
-        const all = live.latest((id) => {
+        const snapshot = await live.read();
+        const all = snapshot.latest((id) => {
           // A deleted device may linger in memory until it is forgotten: not listed.
           const d = registry.get(id);
           return (
@@ -109,7 +110,7 @@ export function latestRoutes({
             type: d.type,
             district: d.district,
             siteId: d.siteId,
-            status: live.status(d.id, intervalMs, t),
+            status: snapshot.status(d.id, intervalMs, t),
             lastSeen: new Date(l.lastSeen).toISOString(),
             ts: new Date(l.last.ts).toISOString(),
             seq: l.last.seq ?? null,

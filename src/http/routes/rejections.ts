@@ -62,7 +62,7 @@ export function rejectionRoutes({ rejections }: AppDeps): FastifyPluginAsync {
           },
         },
       },
-      async (req) => ({ items: rejections.query(req.query) }),
+      async (req) => ({ items: await rejections.query(req.query) }),
     );
   };
 }

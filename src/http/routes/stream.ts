@@ -45,7 +45,7 @@ export interface StreamCounters {
 }
 
 export interface StreamDeps {
-  readonly registry: Registry;
+  readonly registry: Pick<Registry, 'get' | 'hasDistrict' | 'districts'>;
   readonly catalog: Catalog;
   readonly events: LiveEvents;
   readonly log: Logger;

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the benchmarks drive: `mosquitto` (the reference broker) and
+# `influxdb` (influxd 1.6.7, the drain and outage scenarios). Installs only what is missing; safe
+# to run again. The benchmarks start their own servers on free loopback ports with generated
+# configs and temp dirs: the system services these packages ship are never used, and must not be
+# left running. Benchmarks are not part of `scripts/test.sh`.
+set -euo pipefail
+
+PACKAGES=(mosquitto influxdb)
+SERVICES=(mosquitto influxdb)
+# Ports a system service of those packages would hold (mosquitto, influxd HTTP and RPC).
+PORTS=(1883 8086 8088)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+  # The postinst scripts start their service through invoke-rc.d; a policy-rc.d answering 101
+  # ("action forbidden") makes invoke-rc.d and deb-systemd-invoke skip the start. An existing
+  # policy-rc.d is the machine's own policy and is left alone.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# temporary, from taihu bench/install-deps.sh\nexit 101\n' |
+      $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    created_policy=1
+  fi
+  cleanup() { if [ -n "$created_policy" ]; then $SUDO rm -f "$policy"; fi; }
+  trap cleanup EXIT
+
+  echo "==> installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+
+  # Only services this run installed: stop one that started anyway (a site policy-rc.d that
+  # allows starts) and, under systemd, keep it from starting at boot.
+  for svc in "${SERVICES[@]}"; do
+    case " ${missing[*]} " in *" $svc "*) ;; *) continue ;; esac
+    if [ -d /run/systemd/system ]; then
+      $SUDO systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+    elif [ -x "/etc/init.d/$svc" ]; then
+      $SUDO "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+    fi
+  done
+fi
+
+for bin in mosquitto influxd; do
+  command -v "$bin" >/dev/null || { echo "error: $bin still missing after install" >&2; exit 1; }
+done
+
+for port in "${PORTS[@]}"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "note: something listens on 127.0.0.1:$port; the benchmarks use their own free ports anyway"
+  fi
+done
+echo "==> benchmark packages present: ${PACKAGES[*]}"

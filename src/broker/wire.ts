@@ -1,0 +1,512 @@
+/**
+ * The MQTT wire guard: a Duplex between a network stream and Aedes that follows the
+ * packet boundaries as bytes arrive and closes the connection at the first byte that
+ * breaks the rules below, before Aedes (or mqtt-packet's parser) buffers anything:
+ *
+ * - the first packet is CONNECT [MQTT-3.1.0-1]; a second CONNECT closes [MQTT-3.1.0-2];
+ * - only packet types a client may send [MQTT-2.2.1]; Remaining Length at most 4 bytes
+ *   [MQTT-2.2.3] and at most `maxPacketBytes` — checked on the length bytes themselves,
+ *   so a header declaring 256 MB costs 5 bytes, not 256 MB;
+ * - every UTF-8 string of CONNECT, PUBLISH, SUBSCRIBE and UNSUBSCRIBE is well-formed
+ *   [MQTT-1.5.3-1] (mqtt-packet would decode invalid bytes to U+FFFD and carry on), holds
+ *   no U+0000 [MQTT-1.5.3-2], and no control character or noncharacter such as U+FFFF
+ *   (§1.5.3: a receiver MAY close the connection on them);
+ * - the CONNECT MUSTs Aedes does not enforce: Will QoS 3 [MQTT-3.1.2-14], password flag
+ *   without user name flag [MQTT-3.1.2-22], a Will topic with wildcards [MQTT-3.3.2-2];
+ * - packet identifier 0 on PUBLISH QoS 1/2, SUBSCRIBE, UNSUBSCRIBE [MQTT-2.3.1-1];
+ *   SUBSCRIBE/UNSUBSCRIBE without a topic filter [MQTT-3.8.3-3] [MQTT-3.10.3-2];
+ * - topic names and filters of at most MAX_TOPIC_BYTES bytes and MAX_TOPIC_LEVELS levels.
+ *
+ * Payload bytes are skipped by arithmetic, never copied; a PUBLISH costs one pass over
+ * its topic (measured: see `bench.ts`). Refusals that MQTT answers with a CONNACK code
+ * (client id rules, keepalive ceiling) are the broker's, not this layer's.
+ */
+import { Duplex } from 'node:stream';
+import { CODES, TaihuError } from '../errors.js';
+
+/** Error code of a connection closed by the guard; the message cites the clause. */
+export const ERR_MQTT_PROTOCOL = CODES.MQTT_PROTOCOL;
+/** A topic name or filter longer than this (bytes) closes the connection; ours are < 150. */
+export const MAX_TOPIC_BYTES = 1024;
+/** A topic name or filter with more levels than this closes the connection; ours have 4. */
+export const MAX_TOPIC_LEVELS = 32;
+
+/** Who is at the other end, as the listener saw it. */
+export interface Peer {
+  /** Remote IP address (IPv4-mapped IPv6 addresses unwrapped). */
+  readonly address: string;
+  /** The CN of a client certificate that verified against TAIHU_TLS_CA, if any. */
+  readonly certificateCn?: string | undefined;
+}
+
+export interface WireLimits {
+  /** Largest packet (fixed header excluded) in bytes. */
+  readonly maxPacketBytes: number;
+}
+
+// Packet types (§2.2.1).
+const CONNECT = 1;
+const PUBLISH = 3;
+const SUBSCRIBE = 8;
+const UNSUBSCRIBE = 10;
+/** Types a client may send: CONNECT, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT. */
+const FROM_CLIENT = 0b0101_0101_1111_1010;
+/** Required fixed-header flags by type (§2.2.2): 0010 for PUBREL, SUBSCRIBE, UNSUBSCRIBE. */
+const FLAGS = Uint8Array.from([0, 0, 0, 0, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0]);
+
+const enum Stage {
+  Header,
+  Length,
+  Body,
+}
+
+/** What a string is: a topic name (no wildcards), a topic filter, or other text. */
+export type TextKind = 'name' | 'filter' | 'text';
+
+function violation(message: string): TaihuError {
+  return new TaihuError(ERR_MQTT_PROTOCOL, message, { statusCode: 400 });
+}
+
+export class MqttWire extends Duplex {
+  readonly peer: Peer;
+  readonly #inner: Duplex;
+  readonly #maxPacketBytes: number;
+  #pendingWrite: ((err?: Error | null) => void) | undefined;
+  /** Reads stopped by the owner (in-flight limit), independent of stream backpressure. */
+  #held = false;
+  #wantsData = true;
+
+  // Packet boundary state.
+  #stage = Stage.Header;
+  #packets = 0;
+  #first = 0;
+  #length = 0;
+  #multiplier = 1;
+  #lengthBytes = 0;
+  #pos = 0;
+  /** Leading body bytes the current packet's inspection still needs; 0 = none. */
+  #want = 0;
+  #capture: Buffer | undefined;
+  #captured = 0;
+
+  constructor(inner: Duplex, peer: Peer, limits: WireLimits) {
+    super({ allowHalfOpen: false });
+    this.peer = peer;
+    this.#inner = inner;
+    this.#maxPacketBytes = limits.maxPacketBytes;
+    inner.on('data', (chunk: Buffer) => this.#onData(chunk));
+    inner.once('end', () => this.push(null));
+    inner.on('error', (err) => this.destroy(err));
+    inner.once('close', () => {
+      if (!this.destroyed) this.destroy();
+    });
+    inner.on('drain', () => {
+      const cb = this.#pendingWrite;
+      this.#pendingWrite = undefined;
+      cb?.();
+    });
+  }
+
+  /** Stops reading from the network until `release()`; what is buffered still flows. */
+  hold(): void {
+    if (this.#held) return;
+    this.#held = true;
+    this.#inner.pause();
+  }
+
+  release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    if (this.#wantsData) this.#inner.resume();
+  }
+
+  get held(): boolean {
+    return this.#held;
+  }
+
+  #onData(chunk: Buffer): void {
+    const problem = this.#scan(chunk);
+    if (problem !== undefined) {
+      this.destroy(violation(problem));
+      return;
+    }
+    if (!this.push(chunk)) {
+      this.#wantsData = false;
+      this.#inner.pause();
+    }
+  }
+
+  override _read(): void {
+    this.#wantsData = true;
+    if (!this.#held) this.#inner.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.#inner.write(chunk)) cb();
+    else this.#pendingWrite = cb;
+  }
+
+  override _writev(
+    chunks: { chunk: Buffer; encoding: BufferEncoding }[],
+    cb: (err?: Error | null) => void,
+  ): void {
+    this.#inner.cork();
+    let ok = true;
+    for (const c of chunks) ok = this.#inner.write(c.chunk);
+    this.#inner.uncork();
+    if (ok) cb();
+    else this.#pendingWrite = cb;
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#inner.end();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#inner.destroy();
+    const pending = this.#pendingWrite;
+    this.#pendingWrite = undefined;
+    pending?.(err ?? new Error('connection closed'));
+    cb(err);
+  }
+
+  /** Follows packet boundaries through one chunk; a message when the connection must close. */
+  #scan(chunk: Buffer): string | undefined {
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      if (this.#stage === Stage.Body) {
+        const take = Math.min(n - i, this.#length - this.#pos);
+        if (this.#want !== 0) {
+          const problem = this.#inspect(chunk, i, take);
+          if (problem !== undefined) return problem;
+        }
+        this.#pos += take;
+        i += take;
+        if (this.#pos === this.#length) this.#stage = Stage.Header;
+        continue;
+      }
+      const b = chunk[i++] as number;
+      if (this.#stage === Stage.Header) {
+        const type = b >> 4;
+        if (this.#packets === 0 && type !== CONNECT) {
+          return 'the first packet must be CONNECT [MQTT-3.1.0-1]';
+        }
+        if (this.#packets > 0 && type === CONNECT) {
+          return 'a second CONNECT is a protocol violation [MQTT-3.1.0-2]';
+        }
+        if ((FROM_CLIENT & (1 << type)) === 0) {
+          return `packet type ${type} is not one a client sends [MQTT-2.2.1]`;
+        }
+        if (type === PUBLISH ? (b & 0x06) === 0x06 : (b & 0x0f) !== FLAGS[type]) {
+          return type === PUBLISH
+            ? 'PUBLISH with QoS 3 [MQTT-3.3.1-4]'
+            : `packet type ${type} with reserved flags ${b & 0x0f} [MQTT-2.2.2-2]`;
+        }
+        this.#first = b;
+        this.#length = 0;
+        this.#multiplier = 1;
+        this.#lengthBytes = 0;
+        this.#stage = Stage.Length;
+        continue;
+      }
+      // Stage.Length: the value only grows with each byte, so a partial value already
+      // over the limit is over it for good — close before the rest arrives.
+      this.#length += (b & 0x7f) * this.#multiplier;
+      this.#multiplier *= 128;
+      this.#lengthBytes++;
+      if (this.#length > this.#maxPacketBytes) {
+        return `packet of at least ${this.#length} bytes; the limit is ${this.#maxPacketBytes} (TAIHU_MAX_PACKET_BYTES)`;
+      }
+      if (b & 0x80) {
+        if (this.#lengthBytes === 4) return 'Remaining Length longer than 4 bytes [MQTT-2.2.3]';
+        continue;
+      }
+      this.#packets++;
+      this.#pos = 0;
+      this.#captured = 0;
+      this.#capture = undefined;
+      const problem = this.#begin();
+      if (problem !== undefined) return problem;
+      this.#stage = this.#length === 0 ? Stage.Header : Stage.Body;
+    }
+    return undefined;
+  }
+
+  /** Sets how many leading body bytes the new packet's inspection needs. */
+  #begin(): string | undefined {
+    switch (this.#first >> 4) {
+      case CONNECT:
+      case SUBSCRIBE:
+      case UNSUBSCRIBE:
+        // Control packets, once per connection or subscription: inspected whole.
+        if (this.#length < 2) return 'packet too short for its variable header';
+        this.#want = this.#length;
+        return undefined;
+      case PUBLISH:
+        if (this.#length < 2) return 'PUBLISH without a topic name [MQTT-3.3.2-1]';
+        this.#want = 2;
+        return undefined;
+      default:
+        this.#want = 0;
+        return undefined;
+    }
+  }
+
+  /**
+   * Feeds body bytes [i, i+take) to the inspection. The common case — the bytes it needs
+   * are all in this chunk — is inspected in place; otherwise they are gathered first.
+   */
+  #inspect(chunk: Buffer, i: number, take: number): string | undefined {
+    let off = i;
+    let left = take;
+    while (this.#want !== 0) {
+      if (this.#captured === 0 && left >= this.#want) {
+        const r = inspectPacket(this.#first, chunk, off, left, this.#length);
+        if (typeof r === 'string') return r;
+        this.#want = r;
+        if (r === 0) return undefined;
+      }
+      const copy = Math.min(left, this.#want - this.#captured);
+      if (copy > 0) {
+        if (!this.#capture || this.#capture.length < this.#want) {
+          const grown = Buffer.allocUnsafe(this.#want);
+          this.#capture?.copy(grown, 0, 0, this.#captured);
+          this.#capture = grown;
+        }
+        chunk.copy(this.#capture, this.#captured, off, off + copy);
+        this.#captured += copy;
+        off += copy;
+        left -= copy;
+      }
+      if (this.#captured < this.#want) return undefined;
+      const r = inspectPacket(
+        this.#first,
+        this.#capture as Buffer,
+        0,
+        this.#captured,
+        this.#length,
+      );
+      if (typeof r === 'string') return r;
+      this.#want = r;
+    }
+    this.#capture = undefined;
+    this.#captured = 0;
+    return undefined;
+  }
+}
+
+/**
+ * Checks the first `avail` body bytes of a packet (starting at `start`); returns 0 when
+ * done, the number of leading body bytes it needs when more than `avail`, or what is wrong.
+ */
+export function inspectPacket(
+  first: number,
+  buf: Buffer,
+  start: number,
+  avail: number,
+  length: number,
+): number | string {
+  switch (first >> 4) {
+    case PUBLISH:
+      return inspectPublish(first, buf, start, avail, length);
+    case CONNECT:
+      return avail < length ? length : inspectConnect(buf, start, start + length);
+    case SUBSCRIBE:
+      return avail < length ? length : inspectSubscribe(buf, start, start + length, true);
+    case UNSUBSCRIBE:
+      return avail < length ? length : inspectSubscribe(buf, start, start + length, false);
+    default:
+      return 0;
+  }
+}
+
+function inspectPublish(
+  first: number,
+  buf: Buffer,
+  start: number,
+  avail: number,
+  length: number,
+): number | string {
+  if (avail < 2) return 2;
+  const topicLength = buf.readUInt16BE(start);
+  const qos = (first >> 1) & 3;
+  const need = 2 + topicLength + (qos > 0 ? 2 : 0);
+  if (need > length) return 'PUBLISH shorter than its topic name and packet identifier';
+  if (avail < need) return need;
+  const problem = checkText(buf, start + 2, start + 2 + topicLength, 'name');
+  if (problem !== undefined) return `PUBLISH topic: ${problem}`;
+  if (qos > 0 && buf.readUInt16BE(start + 2 + topicLength) === 0) {
+    return 'PUBLISH QoS 1/2 with packet identifier 0 [MQTT-2.3.1-1]';
+  }
+  return 0;
+}
+
+/** A length-prefixed field at `p`; its end offset, or -1 when it runs past `end`. */
+function fieldEnd(buf: Buffer, p: number, end: number): number {
+  if (p + 2 > end) return -1;
+  const e = p + 2 + buf.readUInt16BE(p);
+  return e > end ? -1 : e;
+}
+
+function inspectConnect(buf: Buffer, start: number, end: number): number | string {
+  let p = start;
+  const nameEnd = fieldEnd(buf, p, end);
+  if (nameEnd < 0 || nameEnd + 4 > end) return 'CONNECT too short for its variable header';
+  const name = buf.toString('latin1', p + 2, nameEnd);
+  const level = buf[nameEnd] as number;
+  // MQTT 3.1 ("MQIsdp", 3) and 3.1.1 ("MQTT", 4) share this layout. Anything else is
+  // answered by Aedes with CONNACK 0x01 [MQTT-3.1.2-2] or refused by mqtt-packet.
+  if (!((name === 'MQTT' && level === 4) || (name === 'MQIsdp' && level === 3))) return 0;
+  const flags = buf[nameEnd + 1] as number;
+  p = nameEnd + 4;
+  if (flags & 0x01) return 'CONNECT reserved flag is not 0 [MQTT-3.1.2-3]';
+  const will = (flags & 0x04) !== 0;
+  const willQos = (flags >> 3) & 3;
+  if (!will && (willQos !== 0 || flags & 0x20)) {
+    return 'Will QoS and Will Retain must be 0 without a Will [MQTT-3.1.2-13] [MQTT-3.1.2-15]';
+  }
+  if (willQos === 3) return 'Will QoS 3 [MQTT-3.1.2-14]';
+  const hasUser = (flags & 0x80) !== 0;
+  const hasPassword = (flags & 0x40) !== 0;
+  if (hasPassword && !hasUser) return 'password flag without user name flag [MQTT-3.1.2-22]';
+
+  let e = fieldEnd(buf, p, end);
+  if (e < 0) return 'CONNECT client identifier runs past the packet';
+  let problem = checkText(buf, p + 2, e, 'text');
+  if (problem !== undefined) return `client identifier: ${problem}`;
+  p = e;
+  if (will) {
+    e = fieldEnd(buf, p, end);
+    if (e < 0) return 'CONNECT Will topic runs past the packet';
+    problem = checkText(buf, p + 2, e, 'name');
+    if (problem !== undefined) return `Will topic: ${problem}`;
+    p = fieldEnd(buf, e, end);
+    if (p < 0) return 'CONNECT Will message runs past the packet';
+  }
+  if (hasUser) {
+    e = fieldEnd(buf, p, end);
+    if (e < 0) return 'CONNECT user name runs past the packet';
+    problem = checkText(buf, p + 2, e, 'text');
+    if (problem !== undefined) return `user name: ${problem}`;
+    p = e;
+  }
+  if (hasPassword) {
+    p = fieldEnd(buf, p, end);
+    if (p < 0) return 'CONNECT password runs past the packet';
+  }
+  if (p !== end) return 'CONNECT has bytes after its last field';
+  return 0;
+}
+
+function inspectSubscribe(buf: Buffer, start: number, end: number, sub: boolean): number | string {
+  const what = sub ? 'SUBSCRIBE' : 'UNSUBSCRIBE';
+  if (buf.readUInt16BE(start) === 0) return `${what} with packet identifier 0 [MQTT-2.3.1-1]`;
+  let p = start + 2;
+  if (p === end) {
+    return `${what} without a topic filter ${sub ? '[MQTT-3.8.3-3]' : '[MQTT-3.10.3-2]'}`;
+  }
+  while (p < end) {
+    const e = fieldEnd(buf, p, end);
+    if (e < 0) return `${what} topic filter runs past the packet`;
+    const problem = checkText(buf, p + 2, e, 'filter');
+    if (problem !== undefined) return `${what} topic filter: ${problem}`;
+    p = sub ? e + 1 : e; // SUBSCRIBE: a requested-QoS byte follows (checked by mqtt-packet)
+    if (p > end) return 'SUBSCRIBE topic filter without its requested QoS';
+  }
+  return 0;
+}
+
+// Byte classes for checkText: one table lookup per byte for the ASCII that topics are made of.
+const PLAIN = 0;
+const SLASH = 1;
+const WILDCARD = 2;
+const CONTROL = 3;
+const MULTIBYTE = 4;
+const ASCII_CLASS = new Uint8Array(256).map((_, b) =>
+  b >= 0x80
+    ? MULTIBYTE
+    : b < 0x20 || b === 0x7f
+      ? CONTROL
+      : b === 0x2f
+        ? SLASH
+        : b === 0x2b || b === 0x23
+          ? WILDCARD
+          : PLAIN,
+);
+
+/**
+ * One pass over a UTF-8 string's bytes: well-formed [MQTT-1.5.3-1] (no overlong forms,
+ * no surrogates D800–DFFF, nothing above U+10FFFF), no U+0000 [MQTT-1.5.3-2], no C0/C1
+ * control or noncharacter (§1.5.3 allows closing on these); for topics also non-empty
+ * [MQTT-4.7.3-1], no wildcard in a name [MQTT-3.3.2-2], within the size and level limits.
+ * Printable ASCII — every topic Taihu issues — takes the first branch only.
+ */
+export function checkText(
+  buf: Buffer,
+  start: number,
+  end: number,
+  kind: TextKind,
+): string | undefined {
+  const topic = kind !== 'text';
+  if (topic) {
+    if (end === start) return 'empty topic [MQTT-4.7.3-1]';
+    if (end - start > MAX_TOPIC_BYTES) return `longer than ${MAX_TOPIC_BYTES} bytes`;
+  }
+  const name = kind === 'name';
+  let levels = 1;
+  let i = start;
+  while (i < end) {
+    const b = buf[i] as number;
+    const cls = ASCII_CLASS[b] as number;
+    if (cls === PLAIN) {
+      i++;
+      continue;
+    }
+    if (cls === SLASH) {
+      levels++;
+      i++;
+      continue;
+    }
+    if (cls === WILDCARD) {
+      if (name) return 'wildcard in a topic name [MQTT-3.3.2-2]';
+      i++;
+      continue;
+    }
+    if (cls === CONTROL) {
+      return b === 0 ? 'U+0000 [MQTT-1.5.3-2]' : 'control character [MQTT-1.5.3]';
+    }
+    let extra: number;
+    let cp: number;
+    if (b >= 0xc2 && b <= 0xdf) {
+      extra = 1;
+      cp = b & 0x1f;
+    } else if (b >= 0xe0 && b <= 0xef) {
+      extra = 2;
+      cp = b & 0x0f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      extra = 3;
+      cp = b & 0x07;
+    } else {
+      return 'ill-formed UTF-8 [MQTT-1.5.3-1]';
+    }
+    if (i + extra >= end) return 'truncated UTF-8 sequence [MQTT-1.5.3-1]';
+    for (let k = 1; k <= extra; k++) {
+      const c = buf[i + k] as number;
+      if ((c & 0xc0) !== 0x80) return 'ill-formed UTF-8 [MQTT-1.5.3-1]';
+      cp = (cp << 6) | (c & 0x3f);
+    }
+    if ((extra === 2 && cp < 0x800) || (extra === 3 && (cp < 0x10000 || cp > 0x10ffff))) {
+      return 'overlong or out-of-range UTF-8 [MQTT-1.5.3-1]';
+    }
+    if (cp >= 0xd800 && cp <= 0xdfff) return 'UTF-16 surrogate in UTF-8 [MQTT-1.5.3-1]';
+    if (cp <= 0x9f) return 'control character [MQTT-1.5.3]';
+    if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) === 0xfffe) {
+      return 'Unicode noncharacter [MQTT-1.5.3]';
+    }
+    i += extra + 1;
+  }
+  if (topic && levels > MAX_TOPIC_LEVELS) return `more than ${MAX_TOPIC_LEVELS} levels`;
+  return undefined;
+}

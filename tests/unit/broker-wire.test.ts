@@ -1,0 +1,308 @@
+/**
+ * The MQTT wire guard in memory: what closes a connection, what passes untouched, and that
+ * where a chunk boundary falls changes nothing.
+ */
+import { PassThrough } from 'node:stream';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { checkText, MAX_TOPIC_LEVELS, MqttWire } from '../../src/broker/wire.js';
+import {
+  connectPacket,
+  DISCONNECT,
+  field,
+  frame,
+  PINGREQ,
+  publishPacket,
+  subscribePacket,
+  unsubscribePacket,
+} from '../fuzz/raw-mqtt.js';
+
+const LIMIT = 1024;
+const CONNECT = connectPacket({
+  clientId: 'aq-binhu-0007',
+  username: 'aq-binhu-0007',
+  password: 'x',
+});
+const TOPIC = 'sensors/air-quality/aq-binhu-0007/telemetry';
+
+/** Feeds chunks through a guard; resolves with what came out and the error, if any. */
+async function feed(chunks: Buffer[], maxPacketBytes = LIMIT) {
+  const inner = new PassThrough();
+  const wire = new MqttWire(inner, { address: '127.0.0.1' }, { maxPacketBytes });
+  const out: Buffer[] = [];
+  let error: (Error & { code?: string }) | undefined;
+  wire.on('data', (b: Buffer) => out.push(b));
+  wire.on('error', (e) => (error = e));
+  for (const c of chunks) {
+    if (wire.destroyed) break;
+    inner.write(c);
+    await new Promise((r) => setImmediate(r));
+  }
+  return { out: Buffer.concat(out), error, destroyed: wire.destroyed };
+}
+
+/** C0/C1 controls, DEL and the noncharacters (U+FDD0–U+FDEF, U+xFFFE/U+xFFFF as UTF-16). */
+const SUSPICIOUS = new RegExp(
+  '[\\u0000-\\u001f\\u007f-\\u009f\\ufdd0-\\ufdef]|[\\ufffe\\uffff]|' +
+    '[\\ud83f\\ud87f\\ud8bf\\ud8ff\\ud93f\\ud97f\\ud9bf\\ud9ff\\uda3f\\uda7f\\udabf\\udaff\\udb3f\\udb7f\\udbbf\\udbff][\\udffe\\udfff]',
+);
+
+const text = (s: string | number[]) => (typeof s === 'string' ? Buffer.from(s) : Buffer.from(s));
+
+describe('checkText', () => {
+  it.each([
+    ['printable ASCII', 'sensors/a/b/telemetry', 'name'],
+    ['two-byte UTF-8', 'capteurs/été', 'name'],
+    ['three-byte UTF-8', '传感器/太湖', 'name'],
+    ['four-byte UTF-8', 'emoji/😀', 'name'],
+    ['U+FEFF (kept, never stripped [MQTT-1.5.3-3])', '\uFEFFa', 'name'],
+    ['wildcards in a filter', 'sensors/+/x/#', 'filter'],
+    ['wildcards in other text', 'a+b#', 'text'],
+    ['an empty client id', '', 'text'],
+  ] as const)('accepts %s', (_name, s, kind) => {
+    const b = text(s);
+    expect(checkText(b, 0, b.length, kind)).toBeUndefined();
+  });
+
+  it.each([
+    ['U+0000', [0x61, 0x00, 0x62], /U\+0000/],
+    ['a lone lead byte', [0x61, 0xc3], /truncated|ill-formed/],
+    ['a lone continuation byte', [0x80], /ill-formed/],
+    ['0xFF', [0x61, 0xff], /ill-formed/],
+    ['an overlong "/" (C0 AF)', [0xc0, 0xaf], /ill-formed/],
+    ['an overlong three-byte form', [0xe0, 0x80, 0xaf], /overlong/],
+    ['a lone high surrogate (ED A0 80)', [0xed, 0xa0, 0x80], /surrogate/],
+    ['a lone low surrogate (ED B0 80)', [0xed, 0xb0, 0x80], /surrogate/],
+    ['a code point above U+10FFFF', [0xf4, 0x90, 0x80, 0x80], /out-of-range/],
+    ['U+FFFF', [0x61, 0xef, 0xbf, 0xbf], /noncharacter/],
+    ['U+FFFE', [0xef, 0xbf, 0xbe], /noncharacter/],
+    ['U+1FFFF', [0xf0, 0x9f, 0xbf, 0xbf], /noncharacter/],
+    ['U+FDD0', [0xef, 0xb7, 0x90], /noncharacter/],
+    ['a C0 control', [0x61, 0x1b], /control/],
+    ['DEL', [0x7f], /control/],
+    ['a C1 control (U+0085)', [0xc2, 0x85], /control/],
+  ])('refuses %s in any string', (_name, bytes, message) => {
+    const b = text(bytes);
+    for (const kind of ['name', 'filter', 'text'] as const) {
+      expect(checkText(b, 0, b.length, kind), kind).toMatch(message);
+    }
+  });
+
+  it.each([
+    ['an empty topic', '', 'name', /empty topic/],
+    ['an empty filter', '', 'filter', /empty topic/],
+    ['+ in a topic name', 'sensors/+/x', 'name', /wildcard/],
+    ['# in a topic name', 'sensors/#', 'name', /wildcard/],
+    ['an over-long topic', 'a'.repeat(1025), 'name', /longer than 1024/],
+    [
+      'too many levels',
+      Array(MAX_TOPIC_LEVELS + 1)
+        .fill('a')
+        .join('/'),
+      'filter',
+      /levels/,
+    ],
+  ] as const)('refuses %s', (_name, s, kind, message) => {
+    const b = text(s);
+    expect(checkText(b, 0, b.length, kind)).toMatch(message);
+  });
+
+  it('agrees with the WHATWG decoder on well-formedness for arbitrary bytes', () => {
+    const strict = new TextDecoder('utf-8', { fatal: true });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 24 }), (arr) => {
+        const b = Buffer.from(arr);
+        const problem = checkText(b, 0, b.length, 'text');
+        let decoded: string | undefined;
+        try {
+          decoded = strict.decode(b);
+        } catch {
+          decoded = undefined;
+        }
+        // Ill-formed for the decoder ⇒ refused here; refused here for another reason ⇒
+        // the text holds a control character or a noncharacter.
+        if (decoded === undefined) return problem !== undefined;
+        return problem === undefined ? !SUSPICIOUS.test(decoded) : SUSPICIOUS.test(decoded);
+      }),
+      { seed: 5, numRuns: 5000 },
+    );
+  });
+});
+
+describe('MqttWire', () => {
+  const session = Buffer.concat([
+    CONNECT,
+    subscribePacket(1, [['sensors/air-quality/aq-binhu-0007/errors', 1]]),
+    publishPacket({ topic: TOPIC, payload: '{"data":{}}', qos: 1, messageId: 7 }),
+    publishPacket({ topic: TOPIC, payload: 'x'.repeat(500), qos: 0 }),
+    unsubscribePacket(2, ['sensors/air-quality/aq-binhu-0007/errors']),
+    PINGREQ,
+    DISCONNECT,
+  ]);
+
+  it('passes a valid session through byte for byte', async () => {
+    const r = await feed([session]);
+    expect(r.error).toBeUndefined();
+    expect(r.out.equals(session)).toBe(true);
+  });
+
+  it('does the same wherever the chunk boundaries fall', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(fc.integer({ min: 1, max: session.length - 1 }), { maxLength: 12 }),
+        async (cuts) => {
+          const at = [0, ...cuts.sort((a, b) => a - b), session.length];
+          const chunks = at.slice(1).map((end, i) => session.subarray(at[i], end));
+          const r = await feed(chunks);
+          return r.error === undefined && r.out.equals(session);
+        },
+      ),
+      { seed: 7, numRuns: 150 },
+    );
+  });
+
+  it('also when every byte arrives alone', async () => {
+    const r = await feed([...session].map((b) => Buffer.from([b])));
+    expect(r.error).toBeUndefined();
+    expect(r.out.equals(session)).toBe(true);
+  });
+
+  const PUB = (o: Partial<Parameters<typeof publishPacket>[0]> = {}) =>
+    publishPacket({ topic: TOPIC, payload: '{}', qos: 1, messageId: 1, ...o });
+  const badTopic = (bytes: number[]) =>
+    Buffer.concat([Buffer.from('sensors/'), Buffer.from(bytes)]);
+
+  it.each([
+    [
+      'a first packet that is not CONNECT',
+      [PUB()],
+      /first packet must be CONNECT \[MQTT-3.1.0-1\]/,
+    ],
+    ['bytes that are not MQTT', [Buffer.from('GET / HTTP/1.1\r\n\r\n')], /MQTT-3.1.0-1/],
+    ['a second CONNECT', [CONNECT, CONNECT], /MQTT-3.1.0-2/],
+    ['a CONNACK from a client', [CONNECT, Buffer.from([0x20, 2, 0, 0])], /not one a client sends/],
+    ['PUBLISH with QoS 3', [CONNECT, Buffer.from([0x36, 3, 0, 1, 0x61])], /MQTT-3.3.1-4/],
+    [
+      'SUBSCRIBE with flags 0000',
+      [CONNECT, Buffer.from([0x80, 6, 0, 1, 0, 1, 0x61, 0])],
+      /MQTT-2.2.2-2/,
+    ],
+    ['CONNECT with flags 0110', [Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00])], /MQTT-2.2.2-2/],
+    [
+      'a Remaining Length of five bytes',
+      [CONNECT, Buffer.from([0x30, 0x80, 0x80, 0x80, 0x80, 0x01])],
+      /./,
+    ],
+    [
+      'a 256 MB declared first packet',
+      [Buffer.from([0x10, 0xff, 0xff, 0xff, 0x7f])],
+      /at least .* bytes; the limit is 1024/,
+    ],
+    [
+      'a packet over the limit',
+      [CONNECT, PUB({ payload: 'x'.repeat(LIMIT) })],
+      /the limit is 1024/,
+    ],
+    [
+      'Will QoS 3',
+      [connectPacket({ clientId: 'a', will: { topic: 'a/b', payload: 'x', qos: 3 } })],
+      /MQTT-3.1.2-14/,
+    ],
+    [
+      'password without user name',
+      [connectPacket({ clientId: 'a', password: 'pw' })],
+      /MQTT-3.1.2-22/,
+    ],
+    ['the reserved CONNECT flag', [connectPacket({ clientId: 'a', flags: 0x03 })], /MQTT-3.1.2-3/],
+    [
+      'a Will topic with a wildcard',
+      [connectPacket({ clientId: 'a', will: { topic: 'a/#', payload: 'x', qos: 0 } })],
+      /Will topic: wildcard/,
+    ],
+    [
+      'bytes after the last CONNECT field',
+      [
+        frame(
+          0x10,
+          Buffer.concat([connectPacket({ clientId: 'a' }).subarray(2), Buffer.from([1])]),
+        ),
+      ],
+      /after its last field/,
+    ],
+    [
+      'U+0000 in the client id',
+      [connectPacket({ clientId: 'a\u0000b' })],
+      /client identifier: U\+0000/,
+    ],
+    [
+      'invalid UTF-8 in the user name',
+      [connectPacket({ clientId: 'a', username: Buffer.from([0x61, 0xc3]) })],
+      /user name: .*UTF-8/,
+    ],
+    ['PUBLISH QoS 1 with packet id 0', [CONNECT, PUB({ messageId: 0 })], /MQTT-2.3.1-1/],
+    ['PUBLISH QoS 2 with packet id 0', [CONNECT, PUB({ qos: 2, messageId: 0 })], /MQTT-2.3.1-1/],
+    [
+      'a PUBLISH topic with a lone surrogate',
+      [CONNECT, PUB({ topic: badTopic([0xed, 0xa0, 0x80]) })],
+      /surrogate/,
+    ],
+    [
+      'a PUBLISH topic with U+FFFF',
+      [CONNECT, PUB({ topic: badTopic([0xef, 0xbf, 0xbf]) })],
+      /noncharacter/,
+    ],
+    [
+      'a PUBLISH shorter than its topic',
+      [CONNECT, frame(0x30, Buffer.concat([Buffer.from([0, 50]), Buffer.from('abc')]))],
+      /shorter than its topic/,
+    ],
+    [
+      'SUBSCRIBE with packet id 0',
+      [CONNECT, subscribePacket(0, [['a', 0]])],
+      /SUBSCRIBE with packet identifier 0/,
+    ],
+    ['SUBSCRIBE without a filter', [CONNECT, frame(0x82, Buffer.from([0, 1]))], /MQTT-3.8.3-3/],
+    ['UNSUBSCRIBE without a filter', [CONNECT, frame(0xa2, Buffer.from([0, 1]))], /MQTT-3.10.3-2/],
+    ['a SUBSCRIBE filter with U+0000', [CONNECT, subscribePacket(1, [['a\u0000', 0]])], /U\+0000/],
+    [
+      'a SUBSCRIBE filter without its QoS byte',
+      [CONNECT, frame(0x82, Buffer.concat([Buffer.from([0, 1]), field('a')]))],
+      /requested QoS/,
+    ],
+  ])('closes the connection on %s', async (_name, chunks, message) => {
+    const r = await feed(chunks);
+    expect(r.destroyed).toBe(true);
+    expect(r.error?.code).toBe('TAIHU_ERR_MQTT_PROTOCOL');
+    expect(r.error?.message).toMatch(message);
+  });
+
+  it('refuses a 256 MB header from its length bytes, before any body byte', async () => {
+    const r = await feed([Buffer.from([0x10, 0xff, 0xff]), Buffer.from([0xff, 0x7f])], 1024);
+    expect(r.destroyed).toBe(true);
+    expect(r.out.length).toBe(0);
+  });
+
+  it('lets MQTT 5 and unknown protocol levels through for Aedes to answer with CONNACK 0x01', async () => {
+    const v5 = connectPacket({ clientId: 'a', level: 5 });
+    const r = await feed([v5]);
+    expect(r.error).toBeUndefined();
+  });
+
+  it('stops reading while held and resumes on release', async () => {
+    const inner = new PassThrough();
+    const wire = new MqttWire(inner, { address: '127.0.0.1' }, { maxPacketBytes: LIMIT });
+    const out: Buffer[] = [];
+    wire.on('data', (b: Buffer) => out.push(b));
+    inner.write(CONNECT);
+    await new Promise((r) => setImmediate(r));
+    wire.hold();
+    inner.write(PINGREQ);
+    await new Promise((r) => setImmediate(r));
+    expect(Buffer.concat(out).length).toBe(CONNECT.length);
+    wire.release();
+    await new Promise((r) => setImmediate(r));
+    expect(Buffer.concat(out).length).toBe(CONNECT.length + PINGREQ.length);
+    wire.destroy();
+    expect(inner.destroyed).toBe(true);
+  });
+});
