@@ -65,6 +65,7 @@ export interface Config {
   adminKey: string | undefined;
   spoolMaxBytes: number;
   maxBatch: number;
+  httpAuthFailures: number;
   maxPayloadBytes: number;
   maxClockSkewMs: number;
   maxAgeMs: number;
@@ -205,6 +206,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'bytes',
     default: '1073741824',
     doc: 'disk quota of the spool in bytes',
+  },
+  {
+    env: 'TAIHU_HTTP_AUTH_FAILURES',
+    key: 'httpAuthFailures',
+    kind: 'int',
+    default: '10',
+    doc: 'failed API-key attempts per client address before it must wait (forgiven at that many a minute); 0 = no limit',
   },
   {
     env: 'TAIHU_MAX_BATCH',
@@ -377,6 +385,7 @@ export const CONFIG_SCHEMA = {
     adminKey: { type: 'string', minLength: 16 },
     spoolMaxBytes: { type: 'integer', minimum: 1_048_576 },
     maxBatch: { type: 'integer', minimum: 1, maximum: 100_000 },
+    httpAuthFailures: { type: 'integer', minimum: 0 },
     maxPayloadBytes: { type: 'integer', minimum: 64, maximum: 268_435_455 },
     maxClockSkewMs: { type: 'integer', minimum: 0 },
     maxAgeMs: POSITIVE_INT,

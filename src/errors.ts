@@ -75,6 +75,12 @@ export const ERR_UNAUTHORIZED = createError(
   () => 'missing or unknown API key: send "Authorization: Bearer <key>"',
   401,
 );
+export const ERR_TOO_MANY_AUTH_FAILURES = createError(
+  'TAIHU_ERR_TOO_MANY_AUTH_FAILURES',
+  (seconds: number) =>
+    `too many requests with a missing or unknown API key from this address; try again in ${seconds} s`,
+  429,
+);
 export const ERR_FORBIDDEN = createError(
   'TAIHU_ERR_FORBIDDEN',
   (role: string) => `this route needs an API key with the '${role}' role`,

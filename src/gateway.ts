@@ -230,6 +230,7 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
       live.start({ intervalMsOf });
       app = await buildApp({
         tls: loadTls(config),
+        authFailures: config.httpAuthFailures,
         registry,
         provisioning: state.provisioning,
         apiKeys,

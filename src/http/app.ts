@@ -12,6 +12,7 @@ import {
   ERR_BAD_PARAM,
   ERR_FORBIDDEN,
   ERR_NOT_FOUND,
+  ERR_TOO_MANY_AUTH_FAILURES,
   ERR_UNAUTHORIZED,
   TaihuError,
 } from '../errors.js';
@@ -22,6 +23,7 @@ import type { Role } from '../registry/api-keys.js';
 import type { ApiKeyStore, Provisioning, RegistryView, RejectionStore } from '../state/types.js';
 import type { Store } from '../store/types.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { AuthFailureLimit, defaultAuthLimit } from './auth-limit.js';
 import { aggregateRoutes } from './routes/aggregates.js';
 import { cityRoutes } from './routes/city.js';
 import { deviceRoutes } from './routes/devices.js';
@@ -35,6 +37,8 @@ import { streamRoutes, type StreamCounters } from './routes/stream.js';
 import { webRoutes } from './routes/web.js';
 
 export interface AppDeps {
+  /** Failed API-key attempts per address before it waits (TAIHU_HTTP_AUTH_FAILURES); 0 = off. */
+  readonly authFailures?: number | undefined;
   /** Serve HTTPS with this certificate (TAIHU_TLS_CERT/TAIHU_TLS_KEY). */
   readonly tls?: { key: Buffer; cert: Buffer } | undefined;
   /** Registry reads (memory); changes go through `provisioning` (one gateway or a cluster). */
@@ -92,7 +96,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  app.addHook('onRequest', async (req) => {
+  const authFailures = new AuthFailureLimit({
+    ...defaultAuthLimit,
+    burst: deps.authFailures ?? defaultAuthLimit.burst,
+    perMinute: deps.authFailures ?? defaultAuthLimit.perMinute,
+  });
+  app.addHook('onRequest', async (req, reply) => {
     // API routes and /metrics need a key unless they say otherwise; docs and probes are public.
     const need =
       req.routeOptions.config.auth ??
@@ -101,7 +110,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const header = req.headers.authorization;
     const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
     const role = key ? deps.apiKeys.roleOf(key) : undefined;
-    if (!role) throw ERR_UNAUTHORIZED();
+    if (!role) {
+      // A good key always works; an address that keeps failing is made to wait.
+      const wait = deps.authFailures === 0 ? 0 : authFailures.waitMs(req.ip);
+      if (wait > 0) {
+        reply.header('retry-after', Math.ceil(wait / 1000));
+        throw ERR_TOO_MANY_AUTH_FAILURES(Math.ceil(wait / 1000));
+      }
+      authFailures.failed(req.ip);
+      throw ERR_UNAUTHORIZED();
+    }
     if (need === 'admin' && role !== 'admin') throw ERR_FORBIDDEN('admin');
   });
 

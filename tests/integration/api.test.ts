@@ -7,7 +7,8 @@ let gw: RunningGateway;
 let readKey: string;
 let revokedKey: string;
 beforeAll(async () => {
-  gw = await startGateway();
+  // The matrix fails authentication on purpose dozens of times from one address.
+  gw = await startGateway({ env: { TAIHU_HTTP_AUTH_FAILURES: '0' } });
   readKey = (await gw.api('/api/v1/keys', { method: 'POST', body: { role: 'read' } })).body.key;
   const revoked = (await gw.api('/api/v1/keys', { method: 'POST', body: { role: 'admin' } })).body;
   revokedKey = revoked.key;
@@ -49,6 +50,26 @@ describe('auth matrix', () => {
       const admin = await call(undefined); // the admin key
       expect([401, 403], `${name} with an admin key`).not.toContain(admin.status);
       expect(JSON.stringify(admin.body), name).not.toMatch(/\n\s+at |node_modules|\/src\//);
+    }
+  });
+});
+
+describe('failed authentication', () => {
+  it('makes an address that keeps failing wait, with 429 and Retry-After, while good keys still work', async () => {
+    const g = await startGateway({ env: { TAIHU_HTTP_AUTH_FAILURES: '3' } });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++)
+        statuses.push((await g.api('/api/v1/devices', { key: 'guess' })).status);
+      expect(statuses).toEqual([401, 401, 401, 429, 429]);
+      const limited = await g.api('/api/v1/devices', { key: 'guess' });
+      expect(limited.body.code).toBe('TAIHU_ERR_TOO_MANY_AUTH_FAILURES');
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect((await g.api('/health', { key: null })).status).toBe(200);
+      expect((await g.api('/api/v1/devices?limit=1')).status).toBe(200); // the admin key
+    } finally {
+      await g.stop();
+      g.cleanup();
     }
   });
 });

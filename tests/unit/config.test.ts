@@ -72,3 +72,17 @@ describe('config', () => {
     expect(parseDuration(text)).toBeUndefined();
   });
 });
+
+describe('README', () => {
+  it('documents every configuration variable in its table', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { OPTIONS } = await import('../../src/config.js');
+    const readme = readFileSync('README.md', 'utf8');
+    // The InfluxDB variables share one row: `TAIHU_INFLUX_URL`, `_TOKEN`, `_ORG`, ...
+    const listed = (env: string) =>
+      readme.includes(`\`${env}\``) ||
+      (env.startsWith('TAIHU_INFLUX_') && readme.includes(`\`_${env.slice(13)}\``));
+    const missing = OPTIONS.map((o) => o.env).filter((env) => !listed(env));
+    expect(missing).toEqual([]);
+  });
+});
