@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Histogram } from 'hdr-histogram-js';
 import { LoadGenerator, newHistogram } from '../../devices/load.js';
 import { createFleet, type Fleet } from '../fleet.js';
-import { ENROLLMENT_KEY, ROOT, startGateway } from '../gateway.js';
+import { ENROLLMENT_KEY, NO_DEVICE_RATE_LIMIT, ROOT, startGateway } from '../gateway.js';
 import {
   connectAll,
   describeLoopLag,
@@ -127,7 +127,7 @@ async function againstGateway(
   markers: { t: number; label: string }[],
 ): Promise<Omit<Round, 'mosquitto'>> {
   const gw = await startGateway({
-    env: { TAIHU_SEEDS_DIR: fleet.seedsDir },
+    env: { TAIHU_SEEDS_DIR: fleet.seedsDir, ...NO_DEVICE_RATE_LIMIT },
     cpuProfDir: profileDir,
   });
   const probeDevice = fleet.extras[0];

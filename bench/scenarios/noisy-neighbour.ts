@@ -262,6 +262,7 @@ export async function noisyNeighbour(opts: BenchOptions): Promise<ScenarioResult
       markers,
     },
     notes: [
+      'the gateway keeps its default per-device rate limit (TAIHU_DEVICE_RATE, in builds that have one): it is the defence against this neighbour; the per-address connection cap is lifted as everywhere',
       'the flood is out-of-range readings (SCHEMA_INVALID): JSON parse, AJV validation, the rejection log and a notice on the errors topic per message, the costliest rejection path',
     ],
   };

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LoadGenerator } from '../../devices/load.js';
 import { createFleet } from '../fleet.js';
-import { ENROLLMENT_KEY, ROOT, startGateway } from '../gateway.js';
+import { ENROLLMENT_KEY, NO_DEVICE_RATE_LIMIT, ROOT, startGateway } from '../gateway.js';
 import {
   connectAll,
   countReadings,
@@ -45,6 +45,7 @@ export async function outage(opts: BenchOptions): Promise<ScenarioResult> {
   const gw = await startGateway({
     env: {
       TAIHU_SEEDS_DIR: fleet.seedsDir,
+      ...NO_DEVICE_RATE_LIMIT,
       TAIHU_STORE: 'influxdb',
       TAIHU_INFLUX_URL: influx.url,
       TAIHU_INFLUX_API: 'v1',

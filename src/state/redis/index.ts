@@ -8,6 +8,9 @@
  * rotated device is disconnected). Pub/sub is fire-and-forget, so an instance also reads
  * everything again when its subscription reconnects, when a message skips a version, and when
  * the periodic version check finds it behind.
+ *
+ * The same subscription carries the live events the instances relay to each other's event
+ * streams while any stream is open (events.ts).
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
