@@ -345,7 +345,8 @@ addSimulatorFlags(
     [
       '',
       `Taihu is running: MQTT mqtt://127.0.0.1:${ports.mqtt} (WebSocket ws://127.0.0.1:${ports.ws}/mqtt), HTTP ${base}`,
-      `API docs: ${base}/docs   admin API key: ${key} (also in ${join(config.dataDir, 'admin.key')})`,
+      `Dashboard: ${base}/   API docs: ${base}/docs`,
+      `Admin API key (the dashboard asks for it): ${key} (also in ${join(config.dataDir, 'admin.key')})`,
       `Simulating ${opts.devices} Wuxi devices: ${opts.backfill / 3_600_000} h of history first, then ${opts.rate} messages/s. Try, in another terminal:`,
       '',
       `  curl -s ${auth} '${base}/api/v1/aggregates?type=air-quality&field=pm25_ugm3&fn=mean&every=30m&from=now-6h&groupBy=district'`,

@@ -1,6 +1,7 @@
 /** Parsing of HTTP query parameters that JSON Schema alone cannot check. */
 import { parseDuration } from '../config.js';
 import { ERR_BAD_PARAM } from '../errors.js';
+import type { Catalog } from '../ingest/catalog.js';
 
 const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
 const RELATIVE_RE = /^now(?:-(\d+(?:ms|s|m|h|d)))?$/;
@@ -29,4 +30,44 @@ export function parseEvery(text: string): number {
     );
   }
   return ms;
+}
+
+/** The registry reads the parameter checks need. */
+interface KnownIds {
+  get(id: string): unknown;
+  hasDistrict(id: string): boolean;
+  districts(): { id: string }[];
+}
+
+/**
+ * A 400 naming the parameter when a filter names a device type, district or device the
+ * gateway does not know, listing the known ones where the list is short.
+ */
+export function checkKnown(
+  q: { type?: string | undefined; district?: string | undefined; device?: string | undefined },
+  catalog: Catalog,
+  registry: KnownIds,
+  param: { type?: string } = {},
+): void {
+  if (q.type !== undefined && !catalog.has(q.type)) {
+    throw ERR_BAD_PARAM(
+      param.type ?? 'type',
+      `unknown device type "${q.type}"; known: ${catalog
+        .list()
+        .map((t) => t.type)
+        .join(', ')}`,
+    );
+  }
+  if (q.district !== undefined && !registry.hasDistrict(q.district)) {
+    throw ERR_BAD_PARAM(
+      'district',
+      `unknown district "${q.district}"; known: ${registry
+        .districts()
+        .map((d) => d.id)
+        .join(', ')}`,
+    );
+  }
+  if (q.device !== undefined && !registry.get(q.device)) {
+    throw ERR_BAD_PARAM('device', `unknown device "${q.device}"`);
+  }
 }

@@ -10,7 +10,7 @@ import {
 } from '../../store/types.js';
 import type { AppDeps } from '../app.js';
 import { ERROR_SCHEMA } from '../app.js';
-import { parseEvery, parseTime } from '../params.js';
+import { checkKnown, parseEvery, parseTime } from '../params.js';
 
 /** More buckets than this in one series is a mistake (or a denial of service), not a chart. */
 export const MAX_BUCKETS = 10_000;
@@ -165,17 +165,7 @@ export function aggregateRoutes({
             `${buckets} buckets between from and to; at most ${MAX_BUCKETS}: widen every or narrow the window`,
           );
         }
-        if (q.device !== undefined && !registry.get(q.device))
-          throw ERR_BAD_PARAM('device', `unknown device "${q.device}"`);
-        if (q.district !== undefined && !registry.hasDistrict(q.district)) {
-          throw ERR_BAD_PARAM(
-            'district',
-            `unknown district "${q.district}"; known: ${registry
-              .districts()
-              .map((d) => d.id)
-              .join(', ')}`,
-          );
-        }
+        checkKnown({ district: q.district, device: q.device }, catalog, registry);
         const filter: Partial<Record<GroupBy, string>> = {};
         if (q.device !== undefined) filter.device = q.device;
         if (q.district !== undefined) filter.district = q.district;

@@ -5,6 +5,7 @@ import { hashSecret, newDeviceSecret } from '../../registry/credentials.js';
 import { DEVICE_STATUSES, type DeviceStatus } from '../../ingest/live.js';
 import type { DeviceRecord } from '../../registry/registry.js';
 import type { AppDeps } from '../app.js';
+import { checkKnown } from '../params.js';
 import { ERROR_SCHEMA } from '../app.js';
 
 const DEVICE_PROPS = {
@@ -110,15 +111,7 @@ export function deviceRoutes({
       },
       async (req) => {
         const q = req.query;
-        if (q.type !== undefined && !catalog.has(q.type)) {
-          throw ERR_BAD_PARAM(
-            'type',
-            `unknown device type "${q.type}"; known: ${catalog
-              .list()
-              .map((t) => t.type)
-              .join(', ')}`,
-          );
-        }
+        checkKnown({ type: q.type }, catalog, registry);
         const t = now();
         const want = q.status;
         // A status filter needs every device's live state; a page needs only its own.

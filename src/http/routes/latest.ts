@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { ERR_BAD_PARAM } from '../../errors.js';
 import { DEVICE_STATUSES } from '../../ingest/live.js';
 import type { AppDeps } from '../app.js';
+import { checkKnown } from '../params.js';
 import { ERROR_SCHEMA } from '../app.js';
 
 export type LatestDeps = Pick<AppDeps, 'registry' | 'catalog' | 'live' | 'now'>;
@@ -71,24 +71,7 @@ export function latestRoutes({
       },
       async (req) => {
         const q = req.query;
-        if (q.type !== undefined && !catalog.has(q.type)) {
-          throw ERR_BAD_PARAM(
-            'type',
-            `unknown device type "${q.type}"; known: ${catalog
-              .list()
-              .map((t) => t.type)
-              .join(', ')}`,
-          );
-        }
-        if (q.district !== undefined && !registry.hasDistrict(q.district)) {
-          throw ERR_BAD_PARAM(
-            'district',
-            `unknown district "${q.district}"; known: ${registry
-              .districts()
-              .map((d) => d.id)
-              .join(', ')}`,
-          );
-        }
+        checkKnown({ type: q.type, district: q.district }, catalog, registry);
         const t = now();
         const snapshot = await live.read();
         const all = snapshot.latest((id) => {

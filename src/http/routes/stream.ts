@@ -1,3 +1,4 @@
+import { checkKnown } from '../params.js';
 /**
  * `GET /stream`: accepted readings and status changes as Server-Sent Events, live,
  * from the event bus. Nothing is replayed: `id:` counts the events of one
@@ -10,7 +11,6 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
-import { ERR_BAD_PARAM } from '../../errors.js';
 import type { Catalog } from '../../ingest/catalog.js';
 import type { LiveEvent, LiveEvents } from '../../ingest/events.js';
 import type { Registry } from '../../registry/registry.js';
@@ -152,26 +152,7 @@ export function streamRoutes(deps: StreamDeps): FastifyPluginAsync {
       },
       async (req, reply) => {
         const q = req.query;
-        if (q.type !== undefined && !catalog.has(q.type)) {
-          throw ERR_BAD_PARAM(
-            'type',
-            `unknown device type "${q.type}"; known: ${catalog
-              .list()
-              .map((t) => t.type)
-              .join(', ')}`,
-          );
-        }
-        if (q.district !== undefined && !registry.hasDistrict(q.district)) {
-          throw ERR_BAD_PARAM(
-            'district',
-            `unknown district "${q.district}"; known: ${registry
-              .districts()
-              .map((d) => d.id)
-              .join(', ')}`,
-          );
-        }
-        if (q.device !== undefined && !registry.get(q.device))
-          throw ERR_BAD_PARAM('device', `unknown device "${q.device}"`);
+        checkKnown({ type: q.type, district: q.district, device: q.device }, catalog, registry);
 
         const { type, district, device } = q;
         const res = reply.raw;
