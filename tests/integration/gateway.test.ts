@@ -10,6 +10,7 @@ import {
   eventually,
   mosquittoPub,
   seedDevice,
+  sleep,
   telemetryTopic,
 } from '../helpers/clients.js';
 
@@ -314,6 +315,28 @@ describe('device status', () => {
     );
     const list = await gw.api('/api/v1/devices?status=offline&type=manhole');
     expect(list.body.items.map((d: any) => d.id)).toContain(dev.id);
+  });
+});
+
+describe('device status after a reconnect', () => {
+  it('stays online when a new connection replaces the old one, whose Will says offline', async () => {
+    const dev = seedDevice('manhole', 1);
+    const statusTopic = `sensors/manhole/${dev.id}/status`;
+    const opts = {
+      clientId: dev.id,
+      username: dev.id,
+      password: gw.secret(dev.id),
+      will: { topic: statusTopic, payload: Buffer.from('offline'), qos: 1 as const, retain: true },
+    };
+    const old = await connect(gw.ports.mqtt, opts);
+    old.on('error', () => {});
+    const replaced = new Promise((r) => old.once('close', () => r(undefined)));
+    const fresh = await connect(gw.ports.mqtt, opts);
+    await replaced; // the broker closed the old session and published its Will
+    old.end(true);
+    await sleep(300);
+    expect((await gw.api(`/api/v1/devices/${dev.id}`)).body.status).toBe('online');
+    await fresh.endAsync();
   });
 });
 
