@@ -7,7 +7,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ERR_BAD_PARAM, TaihuError } from '../../errors.js';
-import { AGGREGATE_FNS, FILLS, GROUP_BYS, GROUP_TAG } from '../types.js';
+import { GROUP_BYS, GROUP_TAG } from '../types.js';
+import { checkAggregateQuery } from '../check-query.js';
 import type {
   AggregateQuery,
   AggregateSeries,
@@ -61,10 +62,6 @@ interface Table {
   /** Keyed by the point's field names joined with ','. */
   readonly inserts: Map<string, Insert>;
 }
-
-const FNS = new Set<string>(AGGREGATE_FNS);
-const FILL_SET = new Set<string>(FILLS);
-const GROUP_BY_SET = new Set<string>(GROUP_BYS);
 
 export function createEmbeddedStore(opts: EmbeddedStoreOptions): Store {
   return new EmbeddedStore(opts);
@@ -120,7 +117,7 @@ class EmbeddedStore implements Store {
     if (kind === undefined) {
       throw refused(`unknown field '${q.field}' in measurement '${q.measurement}'`);
     }
-    checkQuery(q, kind);
+    checkAggregateQuery(q, kind);
     if (q.fromMs >= q.toMs) return [];
 
     const first = Math.floor(q.fromMs / q.everyMs);
@@ -359,30 +356,6 @@ function mergeMeasurements(
     }
   }
   return out;
-}
-
-function checkQuery(q: AggregateQuery, kind: FieldKind): void {
-  if (!FNS.has(q.fn)) throw ERR_BAD_PARAM('fn', `unknown function '${String(q.fn)}'`);
-  if ((kind === 'boolean' || kind === 'string') && q.fn !== 'count') {
-    throw ERR_BAD_PARAM('field', `${q.fn}() needs a numeric field; '${q.field}' is ${kind}`);
-  }
-  if (!FILL_SET.has(q.fill)) throw ERR_BAD_PARAM('fill', `unknown fill '${String(q.fill)}'`);
-  if (!Number.isSafeInteger(q.everyMs) || q.everyMs <= 0) {
-    throw ERR_BAD_PARAM('every', 'must be a positive whole number of milliseconds');
-  }
-  if (!Number.isSafeInteger(q.fromMs) || q.fromMs < 0) {
-    throw ERR_BAD_PARAM('from', 'must be a non-negative epoch time in milliseconds');
-  }
-  if (!Number.isSafeInteger(q.toMs) || q.toMs < 0) {
-    throw ERR_BAD_PARAM('to', 'must be a non-negative epoch time in milliseconds');
-  }
-  if (q.groupBy !== undefined && !GROUP_BY_SET.has(q.groupBy)) {
-    throw ERR_BAD_PARAM('groupBy', `unknown groupBy '${String(q.groupBy)}'`);
-  }
-  for (const [name, value] of Object.entries(q.filter)) {
-    if (!GROUP_BY_SET.has(name)) throw ERR_BAD_PARAM(name, 'not a filter');
-    if (value !== undefined && typeof value !== 'string') throw ERR_BAD_PARAM(name, 'not a string');
-  }
 }
 
 /** Byte order of the UTF-8 encodings, the order InfluxDB sorts tag values in. */
