@@ -7,6 +7,8 @@ import type { ErrorObject } from 'ajv';
 import { REJECT, type RejectCode } from '../errors.js';
 import type { FieldValue, Point } from '../store/types.js';
 import type { Catalog, DeviceType } from './catalog.js';
+import { findDuplicateKey } from './duplicate-keys.js';
+import { escapePointer } from './pointer.js';
 
 export interface Reason {
   /** JSON pointer into the payload, e.g. `/data/pm25_ugm3` or `/3/ts`. */
@@ -82,6 +84,14 @@ export function createPipeline(catalog: Catalog, opts: PipelineOptions) {
       doc = JSON.parse(text);
     } catch (err) {
       return reject(REJECT.PAYLOAD_NOT_JSON, '', `payload is not JSON: ${(err as Error).message}`);
+    }
+    const duplicate = findDuplicateKey(text, doc);
+    if (duplicate !== undefined) {
+      return reject(
+        REJECT.PAYLOAD_NOT_JSON,
+        duplicate.pointer,
+        `${duplicate.key === undefined ? 'a key' : `key "${duplicate.key}"`} appears twice in one object; each key may appear once (RFC 8259 §4)`,
+      );
     }
 
     const isBatch = Array.isArray(doc);
@@ -251,8 +261,4 @@ function schemaReason(e: ErrorObject, base: string, type: DeviceType): Reason {
       };
     }
   }
-}
-
-function escapePointer(key: string): string {
-  return key.replaceAll('~', '~0').replaceAll('/', '~1');
 }

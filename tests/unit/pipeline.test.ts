@@ -115,6 +115,24 @@ describe('ingest pipeline', () => {
       '/data/constructor',
     ],
     [
+      'a repeated field',
+      '{"data":{"pm25_ugm3":12,"pm10_ugm3":1,"no2_ugm3":1,"pm25_ugm3":900}}',
+      'PAYLOAD_NOT_JSON',
+      '/data/pm25_ugm3',
+    ],
+    [
+      'a repeated envelope key',
+      `{"ts":1,"data":${JSON.stringify(data)},"ts":2}`,
+      'PAYLOAD_NOT_JSON',
+      '/ts',
+    ],
+    [
+      'a key repeated through an escape',
+      '[{"data":{"pm25_ugm3":1,"pm10_ugm3":1,"no2_ugm3":1}},{"data":{"a/b":1,"a\\u002fb":2}}]',
+      'PAYLOAD_NOT_JSON',
+      '/1/data/a~1b',
+    ],
+    [
       'a bad reading inside an array',
       JSON.stringify([{ data }, { data: { ...data, no2_ugm3: -1 } }]),
       'SCHEMA_INVALID',
