@@ -145,7 +145,7 @@ function compileSchemaFile(path: string, name: string, ajv: Ajv): DeviceType {
     const kind = fieldKind(p);
     if (!kind) {
       throw fail(
-        `property "${field}" must have type integer, number, boolean, or string with an enum`,
+        `property "${field}" must have type integer, number, boolean, or string with an enum of one-line texts`,
       );
     }
     fields.set(field, kind);
@@ -182,8 +182,18 @@ function fieldKind(p: Record<string, unknown>): FieldKind | undefined {
     case 'boolean':
       return 'boolean';
     case 'string':
-      return Array.isArray(p.enum) && p.enum.length > 0 ? 'string' : undefined;
+      return Array.isArray(p.enum) && p.enum.length > 0 && p.enum.every(storableText)
+        ? 'string'
+        : undefined;
     default:
       return undefined;
   }
+}
+
+/**
+ * An enum value every store keeps exactly: line protocol has no line break inside a value (one
+ * point is one line), and an unpaired surrogate has no UTF-8 form.
+ */
+function storableText(v: unknown): boolean {
+  return typeof v === 'string' && !/[\n\r]/.test(v) && !/[\uD800-\uDFFF]/u.test(v);
 }

@@ -325,7 +325,7 @@ describe('InfluxDB store on influxd 1.6.7 (v1 API)', () => {
       'C:\\temp\\new\\',
       '\\"both\\"',
       '太湖 🌊 tab\there',
-      'line1\nline2\r',
+      'nul\u0000 del\u007f bom\ufeff \uffff',
     ];
     await store.write(
       notes.map((note, i) => point(device, district, T0 - 20 * M + i, { note, pm25: i }, site)),
@@ -336,14 +336,7 @@ describe('InfluxDB store on influxd 1.6.7 (v1 API)', () => {
       `SELECT "note", "device_id", "district", "site_id" FROM "air_quality" WHERE time >= ${T0 - 20 * M}ms AND time < ${T0 - 19 * M}ms`,
     );
     expect(res.results[0].series[0].values).toEqual(
-      notes.map((note, i) => [
-        T0 - 20 * M + i,
-        // LF and CR are written as the two characters \n and \r: one point, one line
-        note.replace('\n', '\\n').replace('\r', '\\r'),
-        device,
-        district,
-        site,
-      ]),
+      notes.map((note, i) => [T0 - 20 * M + i, note, device, district, site]),
     );
     const mine = await store.aggregate(
       query({
@@ -358,10 +351,18 @@ describe('InfluxDB store on influxd 1.6.7 (v1 API)', () => {
   });
 
   it('refuses names line protocol cannot carry exactly instead of altering them', async () => {
-    for (const device of ['ends with \\', 'a\\,b', 'two\nlines', 'cr\r']) {
+    for (const device of ['ends with \\', 'a\\,b', 'two\nlines', 'cr\r', 'lone \ud800']) {
       const err = await rejection(store.write([point(device, 'A', T0, { pm25: 1 })]));
       expect(err).toMatchObject({ retryable: false, status: 400 });
       expect(err.message).toContain(JSON.stringify(device));
+    }
+  });
+
+  it('refuses string fields with a line break or a lone surrogate instead of altering them', async () => {
+    for (const note of ['line1\nline2', 'cr\r', 'half \udc00 pair']) {
+      const err = await rejection(store.write([point('d9', 'A', T0, { note, pm25: 1 })]));
+      expect(err).toMatchObject({ retryable: false, status: 400 });
+      expect(err.message).toContain(JSON.stringify(note));
     }
   });
 

@@ -265,6 +265,21 @@ describe('loadCatalog with a broken schema file', () => {
       'noise.v1.json',
       JSON.stringify({ ...noise, properties: { band: { type: 'string' } } }),
     ],
+    [
+      'has an enum value with a line break (no store keeps it exactly)',
+      'noise.v1.json',
+      JSON.stringify({ ...noise, properties: { band: { type: 'string', enum: ['a', 'b\nc'] } } }),
+    ],
+    [
+      'has an enum value with an unpaired surrogate',
+      'noise.v1.json',
+      JSON.stringify({ ...noise, properties: { band: { type: 'string', enum: ['\ud800'] } } }),
+    ],
+    [
+      'has a string property whose enum holds a number',
+      'noise.v1.json',
+      JSON.stringify({ ...noise, properties: { band: { type: 'string', enum: ['a', 1] } } }),
+    ],
     ['names another type than its file', 'noise-meter.v1.json', JSON.stringify(noise)],
     ['has a version other than its file', 'noise.v2.json', JSON.stringify(noise)],
     ['has a name that is not {type}.v{N}.json', 'Noise.json', JSON.stringify(noise)],

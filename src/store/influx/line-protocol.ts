@@ -7,10 +7,13 @@
  * A backslash in a name is kept as is: the 1.x/2.x parsers never unescape `\\` in names, so a
  * name whose backslash ends it or precedes `,` `=` or space cannot be written exactly, and is
  * refused rather than altered. So are CR and LF in names: a line ends there.
- * LF and CR inside string field values are written as the two characters `\n` / `\r` (what
- * Telegraf does): influxd 1.x accepts a raw LF inside quotes, but the reference says newlines are
- * not supported in field values and line-splitting parsers (VictoriaMetrics) drop such a line
- * whole, numeric fields included. One point is always exactly one line.
+ * LF and CR inside string field values are refused too: influxd 1.x accepts a raw LF inside
+ * quotes, but the reference says newlines are not supported in field values and line-splitting
+ * parsers (VictoriaMetrics) drop such a line whole, numeric fields included; writing them as the
+ * two characters `\n` (as Telegraf does) would read back as a different string. One point is
+ * always exactly one line, and every value reads back as it was written or is refused.
+ * A lone surrogate (not well-formed UTF-16) cannot be UTF-8 and would read back as U+FFFD, so
+ * it is refused in every name and value.
  */
 import type { FieldKind, MeasurementInfo, Point, PointTags } from '../types.js';
 import { refused } from './errors.js';
@@ -33,35 +36,35 @@ const TAG_PREFIXES: readonly string[] = TAG_KEYS.map((k) => `,${k}=`);
 
 const MEASUREMENT_SPECIAL = /[, \\\n\r]/;
 const NAME_SPECIAL = /[,= \\\n\r]/;
-const STRING_SPECIAL = /["\\\n\r]/;
+const STRING_SPECIAL = /["\\]/;
+/** Unpaired surrogates: with the u flag the class cannot match half of a valid pair. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+const LINE_BREAK = /[\n\r]/;
 
 /** A backslash at the end or before a character the parser treats as escaped. */
 const MEASUREMENT_BAD_BACKSLASH = /\\(?:[, ]|$)/;
 const NAME_BAD_BACKSLASH = /\\(?:[,= ]|$)/;
 
 function escapeMeasurement(name: string): string | undefined {
+  if (LONE_SURROGATE.test(name)) return undefined;
   if (!MEASUREMENT_SPECIAL.test(name)) return name;
-  if (/[\n\r]/.test(name) || MEASUREMENT_BAD_BACKSLASH.test(name)) return undefined;
+  if (LINE_BREAK.test(name) || MEASUREMENT_BAD_BACKSLASH.test(name)) return undefined;
   return name.replace(/[, ]/g, '\\$&');
 }
 
 /** Tag key, tag value or field key; undefined when line protocol cannot carry it exactly. */
 function escapeName(name: string): string | undefined {
+  if (LONE_SURROGATE.test(name)) return undefined;
   if (!NAME_SPECIAL.test(name)) return name;
-  if (/[\n\r]/.test(name) || NAME_BAD_BACKSLASH.test(name)) return undefined;
+  if (LINE_BREAK.test(name) || NAME_BAD_BACKSLASH.test(name)) return undefined;
   return name.replace(/[,= ]/g, '\\$&');
 }
 
-const STRING_ESCAPES: Readonly<Record<string, string>> = {
-  '"': '\\"',
-  '\\': '\\\\',
-  '\n': '\\n',
-  '\r': '\\r',
-};
-
-function quoteString(value: string): string {
+/** A string field value in quotes; undefined when it cannot be read back exactly. */
+function quoteString(value: string): string | undefined {
+  if (LINE_BREAK.test(value) || LONE_SURROGATE.test(value)) return undefined;
   if (!STRING_SPECIAL.test(value)) return `"${value}"`;
-  return `"${value.replace(/["\\\n\r]/g, (c) => STRING_ESCAPES[c] ?? c)}"`;
+  return `"${value.replace(/["\\]/g, '\\$&')}"`;
 }
 
 /** Checks a measurement's names once, at open(), and keeps their escaped forms. */
@@ -140,7 +143,14 @@ export function encodePoints(
           if (typeof v === 'boolean') text = v ? 'true' : 'false';
           break;
         case 'string':
-          if (typeof v === 'string') text = quoteString(v);
+          if (typeof v === 'string') {
+            text = quoteString(v);
+            if (text === undefined) {
+              throw refused(
+                `${describePoint(p, i)}: field '${name}' value ${JSON.stringify(v)} cannot be line protocol (a line break or a lone surrogate)`,
+              );
+            }
+          }
           break;
       }
       if (text === undefined) {
