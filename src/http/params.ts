@@ -35,16 +35,22 @@ export function parseEvery(text: string): number {
 /** The registry reads the parameter checks need. */
 interface KnownIds {
   get(id: string): unknown;
+  site(id: string): unknown;
   hasDistrict(id: string): boolean;
   districts(): { id: string }[];
 }
 
 /**
- * A 400 naming the parameter when a filter names a device type, district or device the
+ * A 400 naming the parameter when a filter names a device type, district, device or site the
  * gateway does not know, listing the known ones where the list is short.
  */
 export function checkKnown(
-  q: { type?: string | undefined; district?: string | undefined; device?: string | undefined },
+  q: {
+    type?: string | undefined;
+    district?: string | undefined;
+    device?: string | undefined;
+    site?: string | undefined;
+  },
   catalog: Catalog,
   registry: KnownIds,
   param: { type?: string } = {},
@@ -69,5 +75,8 @@ export function checkKnown(
   }
   if (q.device !== undefined && !registry.get(q.device)) {
     throw ERR_BAD_PARAM('device', `unknown device "${q.device}"`);
+  }
+  if (q.site !== undefined && !registry.site(q.site)) {
+    throw ERR_BAD_PARAM('site', `unknown site "${q.site}"`);
   }
 }

@@ -82,12 +82,12 @@ const reading = fc.record({
 
 /**
  * The documented limits, restated independently of the encoder: line breaks and lone
- * surrogates nowhere; in tag values also no backslash at the end or before ',', '=' or ' '
- * (InfluxDB never unescapes a backslash in a name).
+ * surrogates nowhere; in tag values also no U+0000 (InfluxQL could not filter on it) and no
+ * backslash at the end or before ',', '=' or ' ' (InfluxDB never unescapes one in a name).
  */
 const stringFits = (s: string) =>
   !/[\n\r]/.test(s) && Buffer.from(s, 'utf8').toString('utf8') === s;
-const tagFits = (s: string) => stringFits(s) && !/\\([,= ]|$)/.test(s);
+const tagFits = (s: string) => stringFits(s) && !s.includes('\0') && !/\\([,= ]|$)/.test(s);
 /** device_id is the series' identity: it may not be empty either. */
 const tagsFit = (r: { device: string; district: string; site: string }) =>
   r.device !== '' && [r.device, r.district, r.site].every(tagFits);
@@ -153,11 +153,29 @@ describe('tag values and string fields through influxd 1.6.7', () => {
           // InfluxDB has no empty tag value: the store leaves an empty district or site out
           [ts, r.note, run, r.device, r.district || null, r.site || null],
         ]);
+        // and an InfluxQL filter on each tag value finds exactly that point again
+        const found = await store.aggregate({
+          measurement: 'roundtrip',
+          field: 'n',
+          fn: 'count',
+          everyMs: 1000,
+          fromMs: ts,
+          toMs: ts + 1,
+          filter: {
+            device: r.device,
+            ...(r.district === '' ? {} : { district: r.district }),
+            ...(r.site === '' ? {} : { site: r.site }),
+          },
+          fill: 'none',
+        });
+        expect(found).toEqual([
+          { group: {}, points: [{ t: ts - (ts % 1000), value: 1, count: 1 }] },
+        ]);
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
     // both outcomes were exercised, so neither branch passed vacuously
-    expect(outcomes.stored).toBeGreaterThan(RUNS / 4);
-    expect(outcomes.refused).toBeGreaterThan(RUNS / 20);
+    expect(outcomes.stored).toBeGreaterThan(RUNS / 10);
+    expect(outcomes.refused).toBeGreaterThan(RUNS / 10);
   });
 });

@@ -165,7 +165,7 @@ export function aggregateRoutes({
             `${buckets} buckets between from and to; at most ${MAX_BUCKETS}: widen every or narrow the window`,
           );
         }
-        checkKnown({ district: q.district, device: q.device }, catalog, registry);
+        checkKnown({ district: q.district, device: q.device, site: q.site }, catalog, registry);
         const filter: Partial<Record<GroupBy, string>> = {};
         if (q.device !== undefined) filter.device = q.device;
         if (q.district !== undefined) filter.district = q.district;

@@ -111,7 +111,7 @@ export function deviceRoutes({
       },
       async (req) => {
         const q = req.query;
-        checkKnown({ type: q.type }, catalog, registry);
+        checkKnown({ type: q.type, district: q.district }, catalog, registry);
         const t = now();
         const want = q.status;
         // A status filter needs every device's live state; a page needs only its own.

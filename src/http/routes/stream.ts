@@ -45,7 +45,7 @@ export interface StreamCounters {
 }
 
 export interface StreamDeps {
-  readonly registry: Pick<Registry, 'get' | 'hasDistrict' | 'districts'>;
+  readonly registry: Pick<Registry, 'get' | 'site' | 'hasDistrict' | 'districts'>;
   readonly catalog: Catalog;
   readonly events: LiveEvents;
   readonly log: Logger;

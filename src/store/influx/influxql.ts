@@ -51,12 +51,13 @@ function escape(s: string): string {
 }
 
 /**
- * InfluxQL's reader turns CR into LF before scanning and has no escape for it, so a string with a
- * CR cannot be said in InfluxQL. Nothing this store writes contains one (names with CR are
- * refused), so a query naming one has an empty answer.
+ * InfluxQL's reader turns CR into LF before scanning and has no escape for it, and its scanner
+ * takes U+0000 for the end of input, so a string with either cannot be said in InfluxQL. Nothing
+ * this store writes has one in a name (refused by the line-protocol encoder), so a query naming
+ * one has an empty answer.
  */
 export function expressible(s: string): boolean {
-  return !s.includes('\r');
+  return !s.includes('\r') && !s.includes('\u0000');
 }
 
 export function quoteIdent(name: string): string {

@@ -13,7 +13,8 @@
  * two characters `\n` (as Telegraf does) would read back as a different string. One point is
  * always exactly one line, and every value reads back as it was written or is refused.
  * A lone surrogate (not well-formed UTF-16) cannot be UTF-8 and would read back as U+FFFD, so
- * it is refused in every name and value.
+ * it is refused in every name and value. U+0000 is refused in names: it is stored, but InfluxQL's
+ * scanner reads it as the end of input, so no query could ever filter on such a tag.
  */
 import type { FieldKind, MeasurementInfo, Point, PointTags } from '../types.js';
 import { refused } from './errors.js';
@@ -46,7 +47,7 @@ const MEASUREMENT_BAD_BACKSLASH = /\\(?:[, ]|$)/;
 const NAME_BAD_BACKSLASH = /\\(?:[,= ]|$)/;
 
 function escapeMeasurement(name: string): string | undefined {
-  if (LONE_SURROGATE.test(name)) return undefined;
+  if (LONE_SURROGATE.test(name) || name.includes('\u0000')) return undefined;
   if (!MEASUREMENT_SPECIAL.test(name)) return name;
   if (LINE_BREAK.test(name) || MEASUREMENT_BAD_BACKSLASH.test(name)) return undefined;
   return name.replace(/[, ]/g, '\\$&');
@@ -54,7 +55,7 @@ function escapeMeasurement(name: string): string | undefined {
 
 /** Tag key, tag value or field key; undefined when line protocol cannot carry it exactly. */
 function escapeName(name: string): string | undefined {
-  if (LONE_SURROGATE.test(name)) return undefined;
+  if (LONE_SURROGATE.test(name) || name.includes('\u0000')) return undefined;
   if (!NAME_SPECIAL.test(name)) return name;
   if (LINE_BREAK.test(name) || NAME_BAD_BACKSLASH.test(name)) return undefined;
   return name.replace(/[,= ]/g, '\\$&');
