@@ -348,6 +348,11 @@ export async function createBroker(deps: BrokerDeps): Promise<Aedes> {
       const will = isWill(client, packet);
       if (!will && !limiter.take(slot, performance.now())) {
         refuseOverRate(device, packet.topic, payload, slot);
+        // and read no more from it until its next token: what it already sent is refused
+        // one by one, what it sends meanwhile waits in TCP (ceil: at least a timer tick)
+        if (client.conn instanceof MqttWire) {
+          client.conn.throttle(Math.max(1, Math.ceil(limiter.msUntilToken(slot))));
+        }
         return done(null);
       }
       if (topic.kind === 'status') return done(status(device, packet.topic, payload));

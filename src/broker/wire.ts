@@ -74,6 +74,8 @@ export class MqttWire extends Duplex {
   #pendingWrite: ((err?: Error | null) => void) | undefined;
   /** Reads stopped by the owner (in-flight limit), independent of stream backpressure. */
   #held = false;
+  /** Reads stopped for a while (a device over its message rate); see throttle(). */
+  #throttle: NodeJS.Timeout | undefined;
   #wantsData = true;
 
   // Packet boundary state.
@@ -117,7 +119,29 @@ export class MqttWire extends Duplex {
   release(): void {
     if (!this.#held) return;
     this.#held = false;
-    if (this.#wantsData) this.#inner.resume();
+    this.#resumeIfFree();
+  }
+
+  /**
+   * Stops reading from the network for `ms`, whatever hold()/release() do meanwhile. A device
+   * over its message rate gets its excess refused anyway; pausing its socket as well makes TCP
+   * slow it down, so a flood costs the event loop a chunk per pause instead of every packet.
+   */
+  throttle(ms: number): void {
+    if (this.#throttle !== undefined || this.destroyed) return;
+    this.#inner.pause();
+    this.#throttle = setTimeout(() => {
+      this.#throttle = undefined;
+      this.#resumeIfFree();
+    }, ms);
+  }
+
+  get throttled(): boolean {
+    return this.#throttle !== undefined;
+  }
+
+  #resumeIfFree(): void {
+    if (!this.#held && this.#throttle === undefined && this.#wantsData) this.#inner.resume();
   }
 
   get held(): boolean {
@@ -138,7 +162,7 @@ export class MqttWire extends Duplex {
 
   override _read(): void {
     this.#wantsData = true;
-    if (!this.#held) this.#inner.resume();
+    this.#resumeIfFree();
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -164,6 +188,8 @@ export class MqttWire extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    clearTimeout(this.#throttle);
+    this.#throttle = undefined;
     this.#inner.destroy();
     const pending = this.#pendingWrite;
     this.#pendingWrite = undefined;

@@ -4,7 +4,7 @@
  */
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { checkText, MAX_TOPIC_LEVELS, MqttWire } from '../../src/broker/wire.js';
 import {
   connectPacket,
@@ -304,5 +304,40 @@ describe('MqttWire', () => {
     expect(Buffer.concat(out).length).toBe(CONNECT.length + PINGREQ.length);
     wire.destroy();
     expect(inner.destroyed).toBe(true);
+  });
+
+  it('stops reading for the throttle time, whatever hold and release do meanwhile', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const inner = new PassThrough();
+      const wire = new MqttWire(inner, { address: '127.0.0.1' }, { maxPacketBytes: LIMIT });
+      const out: Buffer[] = [];
+      wire.on('data', (b: Buffer) => out.push(b));
+      const tick = () => new Promise((r) => setImmediate(r));
+      const seen = () => Buffer.concat(out).length;
+      inner.write(CONNECT);
+      await tick();
+      wire.throttle(50);
+      expect(wire.throttled).toBe(true);
+      inner.write(PINGREQ);
+      await tick();
+      wire.hold();
+      wire.release(); // an ack arriving meanwhile does not lift the throttle
+      await tick();
+      expect(seen()).toBe(CONNECT.length);
+      wire.hold();
+      vi.advanceTimersByTime(50);
+      await tick();
+      expect(wire.throttled).toBe(false);
+      expect(seen()).toBe(CONNECT.length); // still held for its in-flight limit
+      wire.release();
+      await tick();
+      expect(seen()).toBe(CONNECT.length + PINGREQ.length);
+      wire.throttle(1000);
+      wire.destroy(); // a pending throttle dies with the connection
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
