@@ -1,36 +1,13 @@
 /**
- * Embedded store: SQLite through better-sqlite3, used when no InfluxDB is configured. Writes
- * follow InfluxDB's point semantics (same series + timestamp merges fields) and aggregates give
- * InfluxQL's answers for `SELECT fn(field), count(field) … GROUP BY time(every)[, tag] fill(x)`.
+ * Embedded store: SQLite through better-sqlite3, used when no InfluxDB is configured. The
+ * SQLite work itself is `SqliteEngine` (engine.ts); this facade makes the checks that need no
+ * database (unknown measurement or field, `checkAggregateQuery`, the bucket limit).
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
-import { ERR_BAD_PARAM, TaihuError } from '../../errors.js';
-import { GROUP_BYS, GROUP_TAG } from '../types.js';
+import { ERR_BAD_PARAM } from '../../errors.js';
 import { checkAggregateQuery } from '../check-query.js';
-import type {
-  AggregateQuery,
-  AggregateSeries,
-  FieldKind,
-  FieldValue,
-  MeasurementInfo,
-  Point,
-  PointTags,
-  Store,
-} from '../types.js';
-import { fillBuckets, integerResult } from './fill.js';
-import { type Params, type Plan, buildPlan, runPlan } from './query.js';
-import {
-  COLUMN_TYPE,
-  checkField,
-  checkMeasurement,
-  createIndexSql,
-  createTableSql,
-  failed,
-  ident,
-  refused,
-} from './schema.js';
+import type { AggregateQuery, AggregateSeries, MeasurementInfo, Point, Store } from '../types.js';
+import { SqliteEngine, type Tables } from './engine.js';
+import { mergeMeasurements, refused } from './schema.js';
 
 export interface EmbeddedStoreOptions {
   /** SQLite file; its directory is created if missing. `:memory:` for tests. */
@@ -39,29 +16,9 @@ export interface EmbeddedStoreOptions {
 }
 
 const defaults = {
-  /** ms to wait for a lock held by another connection (a backup, the CLI) before SQLITE_BUSY. */
-  busyTimeoutMs: 5000,
-  /** Page cache per connection, KiB; a 7-day aggregate reads a few hundred MiB of pages. */
-  cacheKiB: 64 * 1024,
-  /** WAL file size kept after a checkpoint, bytes; the WAL is truncated down to it. */
-  walLimitBytes: 64 * 1024 * 1024,
   /** Buckets per query; bounds the work of one call, the HTTP layer sets its own lower limit. */
   maxBuckets: 100_000,
-  /** Cached insert statements per table (one per distinct field set seen). */
-  maxInserts: 64,
 } as const;
-
-interface Insert {
-  readonly stmt: Database.Statement<unknown[]>;
-  readonly names: readonly string[];
-  readonly kinds: readonly FieldKind[];
-}
-
-interface Table {
-  readonly fields: ReadonlyMap<string, FieldKind>;
-  /** Keyed by the point's field names joined with ','. */
-  readonly inserts: Map<string, Insert>;
-}
 
 export function createEmbeddedStore(opts: EmbeddedStoreOptions): Store {
   return new EmbeddedStore(opts);
@@ -69,296 +26,49 @@ export function createEmbeddedStore(opts: EmbeddedStoreOptions): Store {
 
 class EmbeddedStore implements Store {
   readonly kind = 'embedded';
-  readonly #path: string;
-  readonly #logger: EmbeddedStoreOptions['logger'];
-  #db: Database.Database | undefined;
-  #writeBatch: ((points: readonly Point[]) => void) | undefined;
-  readonly #tables = new Map<string, Table>();
-  readonly #plans = new Map<string, Plan>();
+  readonly #engine: SqliteEngine;
+  #tables: Tables | undefined;
 
   constructor(opts: EmbeddedStoreOptions) {
-    this.#path = opts.path;
-    this.#logger = opts.logger;
+    this.#engine = new SqliteEngine({
+      path: opts.path,
+      readonly: false,
+      warn: (obj, msg) => opts.logger?.warn(obj, msg),
+    });
   }
 
   async open(measurements: readonly MeasurementInfo[]): Promise<void> {
-    const wanted = mergeMeasurements(measurements);
-    const db = this.#db ?? this.#connect();
-    try {
-      db.transaction(() => {
-        for (const [measurement, fields] of wanted) this.#migrate(db, measurement, fields);
-      }).immediate();
-    } catch (err) {
-      throw err instanceof TaihuError ? err : failed('cannot create tables', err);
-    }
-    for (const [measurement, fields] of wanted) {
-      this.#tables.set(measurement, { fields, inserts: new Map() });
-    }
-    this.#plans.clear();
+    const tables = mergeMeasurements(measurements);
+    this.#engine.open(tables);
+    this.#tables = tables;
   }
 
   async write(points: readonly Point[]): Promise<void> {
-    const write = this.#writeBatch;
-    if (write === undefined) throw refused('write before open() or after close()');
-    if (points.length === 0) return;
-    try {
-      write(points);
-    } catch (err) {
-      throw err instanceof TaihuError ? err : failed('write failed', err);
-    }
+    if (this.#tables === undefined) throw refused('write before open() or after close()');
+    this.#engine.write(points);
   }
 
   async aggregate(q: AggregateQuery): Promise<AggregateSeries[]> {
-    const db = this.#db;
-    if (db === undefined) throw refused('aggregate before open() or after close()');
-    const table = this.#tables.get(q.measurement);
+    const tables = this.#tables;
+    if (tables === undefined) throw refused('aggregate before open() or after close()');
+    const table = tables.get(q.measurement);
     if (table === undefined) throw refused(`unknown measurement '${q.measurement}'`);
-    const kind = table.fields.get(q.field);
+    const kind = table.get(q.field);
     if (kind === undefined) {
       throw refused(`unknown field '${q.field}' in measurement '${q.measurement}'`);
     }
     checkAggregateQuery(q, kind);
     if (q.fromMs >= q.toMs) return [];
-
     const first = Math.floor(q.fromMs / q.everyMs);
     const last = Math.floor((q.toMs - 1) / q.everyMs);
     if (last - first + 1 > defaults.maxBuckets) {
       throw ERR_BAD_PARAM('every', `more than ${defaults.maxBuckets} buckets in the time range`);
     }
-    const params: Params = { lo: 0, hi: 0, to: 0 };
-    const filters: (keyof PointTags)[] = [];
-    for (const by of GROUP_BYS) {
-      const value = q.filter[by];
-      if (value === undefined) continue;
-      const tag = GROUP_TAG[by];
-      filters.push(tag);
-      params[tag] = value;
-    }
-
-    try {
-      const plan = this.#plan(db, q, filters);
-      const range = { fromMs: q.fromMs, toMs: q.toMs, everyMs: q.everyMs, first, last };
-      // one read transaction: every bucket sees the same snapshot, and SQLite takes the read
-      // lock once instead of once per statement
-      const series = db.transaction(() => runPlan(plan, range, params))();
-      const fill = {
-        fn: q.fn,
-        fill: q.fill,
-        integer: integerResult(q.fn, kind === 'integer'),
-        everyMs: q.everyMs,
-        first,
-        last,
-      };
-      const groupBy = q.groupBy;
-      return [...series]
-        .sort(([a], [b]) => compareUtf8(a, b))
-        .map(([g, buckets]) => ({
-          group: groupBy === undefined ? {} : { [groupBy]: g },
-          points: fillBuckets(buckets, fill),
-        }));
-    } catch (err) {
-      throw err instanceof TaihuError ? err : failed('aggregate failed', err);
-    }
+    return this.#engine.aggregate(q, kind);
   }
 
   async close(): Promise<void> {
-    const db = this.#db;
-    this.#db = undefined;
-    this.#writeBatch = undefined;
-    this.#plans.clear();
-    for (const table of this.#tables.values()) table.inserts.clear();
-    db?.close();
+    this.#tables = undefined;
+    this.#engine.close();
   }
-
-  #connect(): Database.Database {
-    let db: Database.Database | undefined;
-    try {
-      if (this.#path !== ':memory:' && this.#path !== '') {
-        mkdirSync(dirname(this.#path), { recursive: true });
-      }
-      db = new Database(this.#path, { timeout: defaults.busyTimeoutMs });
-      const mode = db.pragma('journal_mode = WAL', { simple: true });
-      if (mode !== 'wal' && !db.memory) {
-        this.#logger?.warn({ path: this.#path, mode }, 'embedded store: WAL mode unavailable');
-      }
-      // FULL: the WAL is fsync'd at every commit, so a write that resolved survives power loss
-      // (NORMAL only survives a process crash).
-      db.pragma('synchronous = FULL');
-      db.pragma(`busy_timeout = ${defaults.busyTimeoutMs}`);
-      db.pragma(`cache_size = -${defaults.cacheKiB}`);
-      db.pragma(`journal_size_limit = ${defaults.walLimitBytes}`);
-      db.pragma('temp_store = MEMORY');
-    } catch (err) {
-      db?.close();
-      throw failed(`cannot open ${this.#path}`, err);
-    }
-    const conn = db;
-    this.#db = conn;
-    this.#writeBatch = conn.transaction((points: readonly Point[]) => {
-      for (const point of points) this.#insert(conn, point);
-    });
-    return conn;
-  }
-
-  #migrate(db: Database.Database, measurement: string, fields: ReadonlyMap<string, FieldKind>) {
-    db.exec(createTableSql(measurement, fields));
-    const existing = new Map<string, string>();
-    const columns = db.pragma(`table_info(${ident(measurement)})`) as {
-      name: string;
-      type: string;
-    }[];
-    for (const c of columns) existing.set(c.name, c.type.toUpperCase());
-    for (const [name, kind] of fields) {
-      const type = existing.get(name);
-      if (type === undefined) {
-        // a new schema version added this field
-        db.exec(`ALTER TABLE ${ident(measurement)} ADD COLUMN ${ident(name)} ${COLUMN_TYPE[kind]}`);
-      } else if (type !== COLUMN_TYPE[kind]) {
-        this.#logger?.warn(
-          { measurement, field: name, column: type, kind },
-          'embedded store: existing column type differs from the schema; keeping the column',
-        );
-      }
-    }
-    for (const sql of createIndexSql(measurement)) db.exec(sql);
-  }
-
-  /** The hot path: one cached statement per (measurement, field set), values always bound. */
-  #insert(db: Database.Database, p: Point): void {
-    const table = this.#tables.get(p.measurement);
-    if (table === undefined) throw refused(`unknown measurement '${p.measurement}'`);
-    let key = '';
-    for (const name in p.fields) key += name + ',';
-    let ins = table.inserts.get(key);
-    if (ins === undefined) {
-      ins = prepareInsert(db, p.measurement, table, Object.keys(p.fields), key);
-    }
-
-    const params: unknown[] = new Array<unknown>(4 + ins.names.length);
-    if (!Number.isSafeInteger(p.ts) || p.ts < 0) {
-      throw refused(`point of '${p.measurement}' has an invalid timestamp ${String(p.ts)}`);
-    }
-    params[0] = p.ts;
-    params[1] = tagValue(p, 'device_id');
-    params[2] = tagValue(p, 'district');
-    params[3] = tagValue(p, 'site_id');
-    let i = 0;
-    for (const name in p.fields) {
-      // also guards against a key collision: a field literally named 'a,b'
-      if (ins.names[i] !== name) throw refused(`unknown field '${name}' in '${p.measurement}'`);
-      params[4 + i] = encode(p, name, ins.kinds[i], p.fields[name]);
-      i++;
-    }
-    ins.stmt.run(params);
-  }
-
-  #plan(db: Database.Database, q: AggregateQuery, filters: readonly (keyof PointTags)[]): Plan {
-    const key = [q.measurement, q.field, q.fn, q.groupBy ?? '', filters.join(',')].join('\0');
-    let plan = this.#plans.get(key);
-    if (plan === undefined) {
-      plan = buildPlan(db, {
-        measurement: q.measurement,
-        field: q.field,
-        fn: q.fn,
-        groupBy: q.groupBy,
-        filters,
-      });
-      this.#plans.set(key, plan);
-    }
-    return plan;
-  }
-}
-
-/**
- * Upsert that sets only the fields the point carries: InfluxDB merges a later point with the
- * same series and timestamp into the earlier one field by field. INSERT OR REPLACE would
- * instead null the fields the later point lacks, so it is not equivalent.
- */
-function prepareInsert(
-  db: Database.Database,
-  measurement: string,
-  table: Table,
-  names: readonly string[],
-  key: string,
-): Insert {
-  if (names.length === 0) {
-    // InfluxDB refuses a point without fields too ("missing fields")
-    throw refused(`point of '${measurement}' has no fields`);
-  }
-  const kinds: FieldKind[] = [];
-  for (const name of names) {
-    const kind = table.fields.get(name);
-    if (kind === undefined) throw refused(`unknown field '${name}' in '${measurement}'`);
-    kinds.push(kind);
-  }
-  const cols = ['ts', 'device_id', 'district', 'site_id', ...names].map(ident);
-  const updates = ['district', 'site_id', ...names].map(
-    (n) => `${ident(n)} = excluded.${ident(n)}`,
-  );
-  const sql =
-    `INSERT INTO ${ident(measurement)} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})` +
-    ` ON CONFLICT ("device_id", "ts") DO UPDATE SET ${updates.join(', ')}`;
-  const ins: Insert = { stmt: db.prepare<unknown[]>(sql), names, kinds };
-  if (table.inserts.size >= defaults.maxInserts) table.inserts.clear();
-  table.inserts.set(key, ins);
-  return ins;
-}
-
-function tagValue(p: Point, tag: keyof PointTags): string {
-  const v: unknown = p.tags[tag];
-  if (typeof v !== 'string' || (tag === 'device_id' && v === '')) {
-    throw refused(`point of '${p.measurement}' has an invalid ${tag}`);
-  }
-  return v;
-}
-
-function encode(
-  p: Point,
-  name: string,
-  kind: FieldKind | undefined,
-  v: FieldValue | undefined,
-): number | string {
-  switch (kind) {
-    case 'float':
-      if (typeof v === 'number' && Number.isFinite(v)) return v;
-      break;
-    case 'integer':
-      // values are JS numbers; within 2^53 the double SQLite receives converts exactly
-      if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
-      break;
-    case 'boolean':
-      if (typeof v === 'boolean') return v ? 1 : 0;
-      break;
-    case 'string':
-      if (typeof v === 'string') return v;
-      break;
-    case undefined:
-      break;
-  }
-  throw refused(`field '${p.measurement}.${name}' expects ${kind ?? 'nothing'}, got ${typeof v}`);
-}
-
-function mergeMeasurements(
-  measurements: readonly MeasurementInfo[],
-): Map<string, ReadonlyMap<string, FieldKind>> {
-  const out = new Map<string, Map<string, FieldKind>>();
-  for (const m of measurements) {
-    checkMeasurement(m.measurement);
-    let fields = out.get(m.measurement);
-    if (fields === undefined) out.set(m.measurement, (fields = new Map()));
-    for (const [name, kind] of m.fields) {
-      checkField(m.measurement, name, kind);
-      const known = fields.get(name);
-      if (known !== undefined && known !== kind) {
-        throw refused(`field '${m.measurement}.${name}' declared as both ${known} and ${kind}`);
-      }
-      fields.set(name, kind);
-    }
-  }
-  return out;
-}
-
-/** Byte order of the UTF-8 encodings, the order InfluxDB sorts tag values in. */
-function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }

@@ -2,7 +2,7 @@
  * Table layout of the embedded store: one wide table per measurement. Every name that reaches
  * SQL goes through `ident()`, which only accepts the snake_case alphabet and quotes anyway.
  */
-import type { FieldKind, GroupBy, PointTags } from '../types.js';
+import type { FieldKind, GroupBy, MeasurementInfo, PointTags } from '../types.js';
 import { GROUP_TAG } from '../types.js';
 import { TaihuError, ERR_STORE } from '../../errors.js';
 
@@ -96,4 +96,28 @@ export function createIndexSql(measurement: string): string[] {
     const tag = GROUP_TAG[by];
     return `CREATE INDEX IF NOT EXISTS "${measurement}:${tag}_ts" ON ${ident(measurement)} ("${tag}", "ts")`;
   });
+}
+
+/**
+ * The tables `measurements` ask for: one entry per measurement, the fields of every device type
+ * (and schema version) that writes to it merged; throws if two declare a field differently.
+ */
+export function mergeMeasurements(
+  measurements: readonly MeasurementInfo[],
+): Map<string, ReadonlyMap<string, FieldKind>> {
+  const out = new Map<string, Map<string, FieldKind>>();
+  for (const m of measurements) {
+    checkMeasurement(m.measurement);
+    let fields = out.get(m.measurement);
+    if (fields === undefined) out.set(m.measurement, (fields = new Map()));
+    for (const [name, kind] of m.fields) {
+      checkField(m.measurement, name, kind);
+      const known = fields.get(name);
+      if (known !== undefined && known !== kind) {
+        throw refused(`field '${m.measurement}.${name}' declared as both ${known} and ${kind}`);
+      }
+      fields.set(name, kind);
+    }
+  }
+  return out;
 }
