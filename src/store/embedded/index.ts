@@ -1,24 +1,68 @@
 /**
- * Embedded store: SQLite through better-sqlite3, used when no InfluxDB is configured. The
- * SQLite work itself is `SqliteEngine` (engine.ts); this facade makes the checks that need no
- * database (unknown measurement or field, `checkAggregateQuery`, the bucket limit).
+ * Embedded store: SQLite through better-sqlite3, used when no InfluxDB is configured.
+ *
+ * The SQLite work runs in worker threads, never on the gateway's event loop: one writer
+ * worker owns the read-write connection (tables, migrations, writes; a 5,000-point batch
+ * with its WAL fsync takes ~128 ms), and a small pool of reader workers, one read-only
+ * connection each, answers aggregates (WAL lets them read beside the writer, and lets two
+ * aggregates run on two cores). The checks that need no database (unknown measurement or
+ * field, `checkAggregateQuery`, the bucket limit) stay here, so a bad query costs no message.
+ *
+ * A worker that dies rejects what it owed with a retryable error (the drainer retries, /ready
+ * shows the error meanwhile); the next call starts a new one, the writer reopening the tables
+ * first.
  */
-import { ERR_BAD_PARAM } from '../../errors.js';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { Worker } from 'node:worker_threads';
+import { ERR_BAD_PARAM, type TaihuError } from '../../errors.js';
 import { checkAggregateQuery } from '../check-query.js';
 import type { AggregateQuery, AggregateSeries, MeasurementInfo, Point, Store } from '../types.js';
-import { SqliteEngine, type Tables } from './engine.js';
-import { mergeMeasurements, refused } from './schema.js';
+import type { Tables } from './engine.js';
+import type { Role } from './protocol.js';
+import { failed, mergeMeasurements, refused } from './schema.js';
+import { SqliteThread } from './thread.js';
 
 export interface EmbeddedStoreOptions {
   /** SQLite file; its directory is created if missing. `:memory:` for tests. */
   readonly path: string;
   readonly logger?: { warn(obj: object, msg: string): void } | undefined;
+  /**
+   * Reader workers for aggregates, one read-only connection each; default: the cores, at most
+   * 4. 0 runs aggregates on the writer's connection, as a `:memory:` database always does
+   * (another connection would see another, empty, database).
+   */
+  readonly readers?: number | undefined;
+  /** Called with every worker thread started (tests end one to prove the store recovers). */
+  readonly onWorker?: ((worker: Worker, role: Role) => void) | undefined;
 }
 
 const defaults = {
   /** Buckets per query; bounds the work of one call, the HTTP layer sets its own lower limit. */
   maxBuckets: 100_000,
+  /** Upper bound of the default reader count; each holds a 64 MiB page cache at most. */
+  maxReaders: 4,
 } as const;
+
+/**
+ * The worker's script. Compiled, it is `worker.js` beside this module in dist/. When this
+ * module is the TypeScript source (vitest and vite-node import src/ directly), there is no
+ * worker.js beside it and Node 20 cannot start a worker from a .ts file without a loader
+ * (vite-node transforms only the thread it runs in, and no tsx-like loader is installed); so
+ * the source runs the compiled worker from dist/, which `npm run build` produces from the same
+ * files — and tests/global-setup.ts runs tsc before every test run.
+ */
+function workerScript(): URL {
+  const here = import.meta.url;
+  const script = here.endsWith('.ts')
+    ? new URL('../../../dist/src/store/embedded/worker.js', here)
+    : new URL('./worker.js', here);
+  if (!existsSync(fileURLToPath(script))) {
+    throw refused(`worker script ${fileURLToPath(script)} is missing (run npm run build)`);
+  }
+  return script;
+}
 
 export function createEmbeddedStore(opts: EmbeddedStoreOptions): Store {
   return new EmbeddedStore(opts);
@@ -26,26 +70,41 @@ export function createEmbeddedStore(opts: EmbeddedStoreOptions): Store {
 
 class EmbeddedStore implements Store {
   readonly kind = 'embedded';
-  readonly #engine: SqliteEngine;
+  readonly #opts: EmbeddedStoreOptions;
+  readonly #readerCount: number;
+  /** The tables of the last successful open(); undefined before it and after close(). */
   #tables: Tables | undefined;
+  /** The writer and a promise that it has opened #tables (a new writer reopens them). */
+  #writer: { readonly thread: SqliteThread; readonly ready: Promise<void> } | undefined;
+  readonly #readers: (SqliteThread | undefined)[] = [];
+  #script: URL | undefined;
 
   constructor(opts: EmbeddedStoreOptions) {
-    this.#engine = new SqliteEngine({
-      path: opts.path,
-      readonly: false,
-      warn: (obj, msg) => opts.logger?.warn(obj, msg),
-    });
+    this.#opts = opts;
+    const memory = opts.path === ':memory:' || opts.path === '';
+    const wanted = opts.readers ?? Math.min(availableParallelism(), defaults.maxReaders);
+    this.#readerCount = memory ? 0 : Math.max(0, Math.floor(wanted));
   }
 
   async open(measurements: readonly MeasurementInfo[]): Promise<void> {
     const tables = mergeMeasurements(measurements);
-    this.#engine.open(tables);
+    let writer = this.#writer;
+    if (writer === undefined || !writer.thread.alive) {
+      const thread = this.#spawn('writer');
+      writer = { thread, ready: Promise.resolve() };
+      this.#writer = writer;
+    }
+    await writer.ready;
+    await writer.thread.call({ op: 'open', tables });
     this.#tables = tables;
   }
 
   async write(points: readonly Point[]): Promise<void> {
     if (this.#tables === undefined) throw refused('write before open() or after close()');
-    this.#engine.write(points);
+    if (points.length === 0) return;
+    const writer = this.#liveWriter();
+    await writer.ready;
+    await writer.thread.call({ op: 'write', points });
   }
 
   async aggregate(q: AggregateQuery): Promise<AggregateSeries[]> {
@@ -64,11 +123,78 @@ class EmbeddedStore implements Store {
     if (last - first + 1 > defaults.maxBuckets) {
       throw ERR_BAD_PARAM('every', `more than ${defaults.maxBuckets} buckets in the time range`);
     }
-    return this.#engine.aggregate(q, kind);
+    const req = { op: 'aggregate', query: q, kind } as const;
+    if (this.#readerCount === 0) {
+      const writer = this.#liveWriter();
+      await writer.ready;
+      return writer.thread.call(req);
+    }
+    return this.#reader().call(req);
   }
 
   async close(): Promise<void> {
     this.#tables = undefined;
-    this.#engine.close();
+    const readers = this.#readers.splice(0);
+    const writer = this.#writer;
+    this.#writer = undefined;
+    // readers first: the writer's close checkpoints the WAL, which waits for no reader then
+    await Promise.all(readers.map((r) => r?.close()));
+    await writer?.thread.close();
+  }
+
+  /** The writer, started again (and its tables reopened) if the last one died. */
+  #liveWriter(): { readonly thread: SqliteThread; readonly ready: Promise<void> } {
+    const current = this.#writer;
+    if (current?.thread.alive) return current;
+    const tables = this.#tables;
+    const thread = this.#spawn('writer');
+    const ready =
+      tables === undefined
+        ? Promise.resolve()
+        : thread.call({ op: 'open', tables }).catch((err: unknown) => {
+            // a later call must start afresh rather than wait on this failure forever
+            void thread.close();
+            throw failed('cannot reopen the store after its writer worker exited', err);
+          });
+    // callers that do not reach their await before this settles must not make it unhandled
+    ready.catch(() => undefined);
+    const writer = { thread, ready };
+    this.#writer = writer;
+    return writer;
+  }
+
+  /** The least busy reader, started if its slot is empty or its worker died. */
+  #reader(): SqliteThread {
+    let best = -1;
+    let bestLoad = Infinity;
+    for (let i = 0; i < this.#readerCount; i++) {
+      const r = this.#readers[i];
+      // an idle reader beats starting one (~30 ms and a cold cache), which beats queueing
+      const load = r?.alive ? r.load : 0.5;
+      if (load < bestLoad) {
+        best = i;
+        bestLoad = load;
+      }
+    }
+    let reader = this.#readers[best];
+    if (reader === undefined || !reader.alive) {
+      reader = this.#spawn('reader');
+      this.#readers[best] = reader;
+    }
+    return reader;
+  }
+
+  #spawn(role: Role): SqliteThread {
+    this.#script ??= workerScript();
+    const thread = new SqliteThread(this.#script, this.#opts.path, role, {
+      warn: (obj, msg) => this.#opts.logger?.warn(obj, msg),
+      exited: (err: TaihuError) =>
+        this.#opts.logger?.warn(
+          { err, role },
+          'embedded store: worker exited; the next call starts a new one',
+        ),
+    });
+    this.#opts.onWorker?.(thread.worker, role);
+    return thread;
   }
 }
