@@ -1,8 +1,9 @@
 /**
  * Hand-run measurement of the embedded store (not a test; numbers depend on the machine):
  *
- *   npx vite-node src/store/embedded/bench.ts [rows=1000000] [file]
+ *   npm run build && npx vite-node src/store/embedded/bench.ts [rows=1000000] [file]
  *
+ * (the store's SQLite work runs in worker threads started from the compiled dist/ files).
  * 1. write throughput: 100k points of 6 fields in batches of 1000, synchronous=FULL, on a file;
  * 2. aggregate latency on `rows` rows (150 devices, one reading a minute, 7 districts).
  * Without [file] it uses a temporary directory and deletes it afterwards.
