@@ -28,6 +28,17 @@ export interface ProfileSummary {
   readonly gcPct: number;
   readonly byPackage: readonly { readonly name: string; readonly pct: number }[];
   readonly byFunction: readonly { readonly name: string; readonly pct: number }[];
+  /**
+   * Worker threads (the embedded store's SQLite workers), summed apart: their idle time is not
+   * the event loop's, and their busy time runs beside it on another core.
+   */
+  readonly workers?: ProfileSummary | undefined;
+}
+
+/** `CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile`; thread 0 is the main thread. */
+function threadOf(file: string): number {
+  const parts = file.split('.');
+  return Number(parts[parts.length - 3] ?? 0);
 }
 
 /** `aedes`, `better-sqlite3`, `taihu:src/spool/spool.js`, `node:net`… for a script URL. */
@@ -48,9 +59,18 @@ export function summarizeProfiles(dir: string, top = 25): ProfileSummary | undef
   let files: string[];
   try {
     files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+    if (files.length === 0) return undefined;
   } catch {
     return undefined;
   }
+  const main = files.filter((f) => threadOf(f) === 0);
+  const workers = files.filter((f) => threadOf(f) !== 0);
+  const summary = summarizeFiles(dir, main.length > 0 ? main : files, top);
+  if (summary === undefined || main.length === 0 || workers.length === 0) return summary;
+  return { ...summary, workers: summarizeFiles(dir, workers, top) };
+}
+
+function summarizeFiles(dir: string, files: string[], top: number): ProfileSummary | undefined {
   if (files.length === 0) return undefined;
   const selfByFn = new Map<string, number>();
   const selfByPkg = new Map<string, number>();
@@ -95,12 +115,14 @@ export function summarizeProfiles(dir: string, top = 25): ProfileSummary | undef
 }
 
 /** The summary as lines for the terminal: shares of busy (non-idle) time. */
-export function formatProfile(s: ProfileSummary): string {
-  return [
-    `CPU profile (${s.files.length} file(s), ${Math.round(s.totalMs / 1000)} s, idle ${s.idlePct}%, GC ${s.gcPct}% of busy):`,
+export function formatProfile(s: ProfileSummary, title = 'CPU profile'): string {
+  const lines = [
+    `${title} (${s.files.length} file(s), ${Math.round(s.totalMs / 1000)} s, idle ${s.idlePct}%, GC ${s.gcPct}% of busy):`,
     '  self time by package:',
     ...s.byPackage.slice(0, 15).map((x) => `    ${String(x.pct).padStart(5)}%  ${x.name}`),
     '  self time by function:',
     ...s.byFunction.slice(0, 20).map((x) => `    ${String(x.pct).padStart(5)}%  ${x.name}`),
-  ].join('\n');
+  ];
+  if (s.workers) lines.push('', formatProfile(s.workers, 'worker threads'));
+  return lines.join('\n');
 }
