@@ -5,6 +5,11 @@
  *
  * - One write in flight at a time: records reach the store in spool order, and a later point
  *   for the same series and timestamp overwrites an earlier one as it did on the device.
+ * - Pipelined around that write: while batch n is in flight, batch n+1 is read, decoded and
+ *   encoded (`Store#prepareWrite`), and batch n−1's checkpoint is written. Confirms follow the
+ *   writes in order and never wait in the loop: a later confirm covers an earlier one, and a
+ *   crash between a write and its checkpoint only replays. A serial loop left both the
+ *   drainer and influxd idle half the time (`taihu bench drain`).
  * - Retryable failures (anything whose `retryable` is not `false`: a network error is not
  *   proof the data is bad) retry the same batch forever with exponential backoff and full
  *   jitter, or after the error's `retryAfterMs` when the sink said how long to wait. The spool
@@ -51,6 +56,15 @@ const READ_BYTES = 8 * 1024 * 1024;
 /** Thrown inside the loop when stop()'s deadline passed: leave without confirming. */
 class Abandoned extends Error {}
 
+/** Records taken from the spool as one store write. */
+interface Batch {
+  /** Sequence number of the last record: what a confirm covers once the store accepted it. */
+  readonly lastSeq: number;
+  readonly points: Point[];
+  /** Sends the prepared write; again on a retry. */
+  readonly send: () => Promise<void>;
+}
+
 export class Drainer {
   readonly #spool: Spool;
   readonly #store: Store;
@@ -69,6 +83,12 @@ export class Drainer {
   #wake = new AbortController();
   /** Aborted at stop()'s deadline: backoff sleeps end and nothing more is confirmed. */
   #deadline = new AbortController();
+  /** Aborted when the loop has ended: a checkpoint retry waiting to run is dropped. */
+  #done = new AbortController();
+  /** Last sequence number of the last batch the store accepted; confirms go no further. */
+  #accepted = 0;
+  #checkpointFailures = 0;
+  #checkpointRetry = false;
   #stopping = false;
   #stopped: Promise<void> | undefined;
 
@@ -152,34 +172,108 @@ export class Drainer {
 
   async #run(): Promise<void> {
     let failures = 0;
-    while (!this.#deadline.signal.aborted) {
-      try {
-        const n = await this.#collect();
-        if (n === undefined) return; // stopping, and the spool has nothing more
-        if (n === 0) continue;
-        const batch = this.#carry.slice(0, n);
-        const points: Point[] = [];
-        for (const r of batch) for (const p of r.points) points.push(p);
-        await this.#writeAll(points);
-        await this.#spool.confirm((batch.at(-1) as SpoolRecord).seq);
-        // Only now: if anything above throws, the batch is still in hand and is written again
-        // (the spool hands a record out once per process, and a later confirm covers it).
-        this.#carry.splice(0, n);
-        this.#batches++;
-        failures = 0;
-      } catch (err) {
-        if (err instanceof Abandoned || this.#deadline.signal.aborted) return;
-        if (err instanceof TaihuError && err.code === CODES.SPOOL_CLOSED) {
-          this.#log.warn({}, 'drainer: spool closed before the drainer was stopped');
-          return;
+    /** Taken from the spool and not yet accepted by the store: written before anything else. */
+    let batch: Batch | undefined;
+    /** The batch after it, being read and prepared while `batch` is in flight. */
+    let next: Promise<Batch | undefined> | undefined;
+    try {
+      while (!this.#deadline.signal.aborted) {
+        try {
+          if (batch === undefined) {
+            const pending = next ?? this.#next();
+            next = undefined;
+            batch = await pending;
+            if (batch === undefined) {
+              // Stopping, and the spool has nothing more: leave only once it is all confirmed.
+              await this.#spool.confirm(this.#accepted);
+              return;
+            }
+          }
+          const written = this.#writeAll(batch.points, batch.send);
+          if (next === undefined) {
+            next = this.#next();
+            next.catch(() => {}); // awaited, and so reported, at the top of the loop
+          }
+          await written;
+          this.#accepted = batch.lastSeq;
+          batch = undefined;
+          this.#batches++;
+          failures = 0;
+          this.#confirm();
+        } catch (err) {
+          if (err instanceof Abandoned || this.#deadline.signal.aborted) return;
+          if (err instanceof TaihuError && err.code === CODES.SPOOL_CLOSED) {
+            this.#log.warn({}, 'drainer: spool closed before the drainer was stopped');
+            return;
+          }
+          // A spool read or checkpoint failed (disk trouble): back off and go on; the loop
+          // never ends by itself while the gateway runs. A batch in hand is written again.
+          failures++;
+          this.#log.error({ err, failures }, 'drainer: spool operation failed; retrying');
+          await sleep(this.#backoff(failures), this.#deadline.signal);
         }
-        // A spool read or checkpoint failed (disk trouble): back off and go on; the loop
-        // never ends by itself while the gateway runs.
-        failures++;
-        this.#log.error({ err, failures }, 'drainer: spool operation failed; retrying');
-        await sleep(this.#backoff(failures), this.#deadline.signal);
       }
+    } finally {
+      this.#done.abort();
     }
+  }
+
+  /**
+   * Takes the next batch out of `#carry` and prepares its write. Undefined when stopping and
+   * the spool has nothing more.
+   */
+  async #next(): Promise<Batch | undefined> {
+    for (;;) {
+      const n = await this.#collect();
+      if (n === undefined) return undefined;
+      if (n === 0) continue;
+      const records = this.#carry.splice(0, n);
+      const points: Point[] = [];
+      for (const r of records) for (const p of r.points) points.push(p);
+      const lastSeq = (records.at(-1) as SpoolRecord).seq;
+      return { lastSeq, points, send: this.#prepare(points) };
+    }
+  }
+
+  /** The store's prepared write of `points`, or a plain write when it cannot prepare. */
+  #prepare(points: readonly Point[]): () => Promise<void> {
+    const store = this.#store;
+    if (store.prepareWrite === undefined) return () => store.write(points);
+    try {
+      return store.prepareWrite(points);
+    } catch (err) {
+      return () => Promise.reject(err);
+    }
+  }
+
+  /**
+   * Checkpoints what the store accepted without waiting for it. A failed checkpoint is retried
+   * after a backoff, and any later confirm covers it too.
+   */
+  #confirm(): void {
+    if (this.#deadline.signal.aborted) return;
+    this.#spool.confirm(this.#accepted).then(
+      () => {
+        this.#checkpointFailures = 0;
+      },
+      (err: unknown) => this.#checkpointFailed(err),
+    );
+  }
+
+  #checkpointFailed(err: unknown): void {
+    // A closed spool is noticed by the loop at its next read.
+    if (err instanceof TaihuError && err.code === CODES.SPOOL_CLOSED) return;
+    this.#checkpointFailures++;
+    this.#log.error(
+      { err, failures: this.#checkpointFailures },
+      'drainer: spool checkpoint failed; retrying',
+    );
+    if (this.#checkpointRetry) return;
+    this.#checkpointRetry = true;
+    void sleep(this.#backoff(this.#checkpointFailures), this.#done.signal).then(() => {
+      this.#checkpointRetry = false;
+      if (!this.#done.signal.aborted) this.#confirm();
+    });
   }
 
   /**
@@ -231,8 +325,8 @@ export class Drainer {
   }
 
   /** Writes `points`, isolating and rejecting the ones the store refuses for good. */
-  async #writeAll(points: Point[]): Promise<void> {
-    const refused = await this.#writeRetrying(points);
+  async #writeAll(points: Point[], send = this.#prepare(points)): Promise<void> {
+    const refused = await this.#writeRetrying(points.length, send);
     if (refused === undefined) return;
     if (points.length === 1) {
       this.#reject(points, refused);
@@ -245,14 +339,14 @@ export class Drainer {
   }
 
   /** Undefined once written; the error when the store refused the data for good. */
-  async #writeRetrying(points: readonly Point[]): Promise<TaihuError | undefined> {
+  async #writeRetrying(points: number, send: () => Promise<void>): Promise<TaihuError | undefined> {
     for (let attempt = 1; ; attempt++) {
       if (this.#deadline.signal.aborted) throw new Abandoned();
       const t0 = performance.now();
       try {
-        await this.#store.write(points);
+        await send();
         this.#lastWriteLatencyMs = performance.now() - t0;
-        this.#pointsWritten += points.length;
+        this.#pointsWritten += points;
         this.#lastError = undefined;
         return undefined;
       } catch (err) {
@@ -262,7 +356,7 @@ export class Drainer {
         const hinted = retryAfterMs(err);
         const delayMs = hinted ?? this.#backoff(attempt);
         this.#log.warn(
-          { err, attempt, delayMs, points: points.length, store: this.#store.kind },
+          { err, attempt, delayMs, points, store: this.#store.kind },
           'store write failed; retrying the same batch',
         );
         await sleep(delayMs, this.#deadline.signal);

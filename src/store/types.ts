@@ -104,6 +104,13 @@ export interface Store {
   open(measurements: readonly MeasurementInfo[]): Promise<void>;
   /** Writes points durably; resolves only after they are committed. */
   write(points: readonly Point[]): Promise<void>;
+  /**
+   * Optional: does the CPU work of `write(points)` (encoding) now and returns what sends it,
+   * with the same outcome as `write`; calling it again sends the same data again (a retry). A
+   * drainer prepares the next batch this way while the previous write is in flight. Never
+   * throws: a failure to encode is the returned function's rejection.
+   */
+  prepareWrite?(points: readonly Point[]): () => Promise<void>;
   /** Series sorted by group value; points sorted by t. */
   aggregate(query: AggregateQuery): Promise<AggregateSeries[]>;
   close(): Promise<void>;

@@ -256,3 +256,193 @@ describe('drainer', () => {
     expect(replay.records.map((r) => r.seq)).toEqual([1, 2, 3]);
   });
 });
+
+/**
+ * A Store that prepares its writes (as the InfluxDB store encodes line protocol up front) and
+ * whose sends take `delayMs`. With `holdForNext`, a send also waits (up to 2 s) until the next
+ * batch was prepared, or there is none: how long the drainer takes to prepare it then does not
+ * matter, and a drainer that prepares nothing during a write fails the ordering checks.
+ * `script` runs in each send attempt; throw there to fail it.
+ */
+function preparingStore(
+  delayMs: number,
+  script: (points: readonly Point[], attempt: number) => void = () => {},
+  { holdForNext = false } = {},
+) {
+  const events: string[] = [];
+  const written: Point[] = [];
+  /** First seq of each send attempt, and what the spool had confirmed when it started. */
+  const sends: { first: unknown; confirmed: number }[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let attempts = 0;
+  const store: Store = {
+    kind: 'preparing',
+    open: async () => {},
+    // what a store without prepareWrite would do: encode, then send, at the time of the write
+    write: (points) =>
+      (store.prepareWrite as (p: readonly Point[]) => () => Promise<void>)(points)(),
+    prepareWrite: (points) => {
+      const first = points[0]?.fields.seq;
+      events.push(`prepare ${String(first)}`);
+      return async () => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        events.push(`send ${String(first)}`);
+        sends.push({ first, confirmed: spool.confirmedSeq });
+        try {
+          await new Promise((r) => setTimeout(r, delayMs));
+          const last = points.at(-1)?.fields.seq as number;
+          if (holdForNext && last < spool.lastSeq) {
+            await until(() => events.includes(`prepare ${last + 1}`), 2000).catch(() => {});
+          }
+          script(points, ++attempts);
+          written.push(...points);
+          events.push(`done ${String(first)}`);
+        } finally {
+          inFlight--;
+        }
+      };
+    },
+    aggregate: async () => [],
+    close: async () => {},
+  };
+  return { store, events, written, sends, maxInFlight: () => maxInFlight };
+}
+
+describe('drainer pipeline (a store that prepares its writes)', () => {
+  it('prepares batch n+1 while batch n is in flight, with one write in flight, in spool order', async () => {
+    for (let n = 1; n <= 20; n++) await spool.append([point(n)]);
+    const s = preparingStore(1, undefined, { holdForNext: true });
+    const d = drainer(s.store, { maxBatchPoints: 5 });
+    d.start();
+    await until(() => spool.pendingRecords === 0);
+    expect(seqs(s.written)).toEqual(range(1, 20));
+    expect(s.maxInFlight()).toBe(1);
+    expect(s.events.indexOf('prepare 6')).toBeGreaterThan(-1);
+    expect(s.events.indexOf('prepare 6')).toBeLessThan(s.events.indexOf('done 1'));
+    expect(s.events.indexOf('prepare 11')).toBeLessThan(s.events.indexOf('done 6'));
+    expect(d.batches).toBe(4);
+    expect(d.pointsWritten).toBe(20);
+  });
+
+  it('never confirms a batch before the store accepted it', async () => {
+    for (let n = 1; n <= 40; n++) await spool.append([point(n)]);
+    const s = preparingStore(5);
+    drainer(s.store, { maxBatchPoints: 4 }).start();
+    await until(() => spool.pendingRecords === 0);
+    expect(s.sends).toHaveLength(10);
+    // while batch n is being sent, nothing from it (or after it) is confirmed
+    for (const { first, confirmed } of s.sends) expect(confirmed).toBeLessThan(first as number);
+    expect(spool.confirmedSeq).toBe(40);
+  });
+
+  it('retries a failing batch n before batch n+1, which was already prepared, and prepares it once', async () => {
+    for (let n = 1; n <= 10; n++) await spool.append([point(n)]);
+    const s = preparingStore(
+      1,
+      (_p, attempt) => {
+        if (attempt <= 2) throw ERR_STORE('connection refused');
+      },
+      { holdForNext: true },
+    );
+    const d = drainer(s.store, { maxBatchPoints: 5, random: () => 1 });
+    d.start();
+    await until(() => spool.pendingRecords === 0);
+    expect(s.sends.map((x) => x.first)).toEqual([1, 1, 1, 6]);
+    expect(s.sends.slice(0, 3).map((x) => x.confirmed)).toEqual([0, 0, 0]);
+    expect(s.events.filter((e) => e === 'prepare 6')).toHaveLength(1);
+    expect(s.events.indexOf('prepare 6')).toBeLessThan(s.events.indexOf('done 1'));
+    expect(seqs(s.written)).toEqual(range(1, 10));
+    expect(d.retries).toBe(2);
+  });
+
+  it('still isolates a bad point by halving, the batches around it flowing on', async () => {
+    for (let n = 1; n <= 30; n++) await spool.append([point(n)]);
+    const BAD = 17;
+    const s = preparingStore(2, (points) => {
+      if (points.some((p) => p.fields.seq === BAD)) {
+        throw new TaihuError('TAIHU_ERR_STORE_REJECTED', `bad line at seq ${BAD}`, {
+          statusCode: 400,
+          retryable: false,
+        });
+      }
+    });
+    const rejected: Point[] = [];
+    const d = drainer(s.store, { maxBatchPoints: 10, onRejected: (p) => rejected.push(...p) });
+    d.start();
+    await until(() => spool.pendingRecords === 0);
+    expect(seqs(rejected)).toEqual([BAD]);
+    expect(seqs(s.written)).toEqual(range(1, 30).filter((n) => n !== BAD));
+    expect(s.maxInFlight()).toBe(1);
+    expect(d.rejectedPoints).toBe(1);
+  });
+
+  it('on stop() mid-pipeline writes the batch in flight and the prepared one, and confirms them', async () => {
+    for (let n = 1; n <= 10; n++) await spool.append([point(n)]);
+    let release = (): void => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const s = preparingStore(1);
+    const prepare = s.store.prepareWrite!;
+    const gated: Store = {
+      ...s.store,
+      // the first write stays in flight until stop() was called
+      prepareWrite: (points) => {
+        const send = prepare(points);
+        return points[0]?.fields.seq === 1 ? () => gate.then(send) : send;
+      },
+      write: (points) => gated.prepareWrite!(points)(),
+    };
+    const d = drainer(gated, { maxBatchPoints: 5, maxBatchAgeMs: 60_000 });
+    d.start();
+    await until(() => s.events.includes('prepare 6'));
+    const stopped = d.stop(5_000);
+    release();
+    await stopped;
+    expect(seqs(s.written)).toEqual(range(1, 10));
+    expect(spool.pendingRecords).toBe(0);
+    expect(log.lines.some((l) => /deadline/.test(l.msg))).toBe(false);
+  });
+
+  it('at the stop() deadline keeps the confirm at the last accepted batch and replays the rest', async () => {
+    for (let n = 1; n <= 10; n++) await spool.append([point(n)]);
+    const hang = new Promise<void>(() => {}); // the second write never answers
+    const s = preparingStore(1);
+    const prepare = s.store.prepareWrite!;
+    const hanging: Store = {
+      ...s.store,
+      prepareWrite: (points) => (points[0]?.fields.seq === 6 ? () => hang : prepare(points)),
+      write: (points) => hanging.prepareWrite!(points)(),
+    };
+    const d = drainer(hanging, { maxBatchPoints: 5 });
+    d.start();
+    await until(() => spool.confirmedSeq === 5);
+    await d.stop(100);
+    expect(spool.confirmedSeq).toBe(5);
+    expect(log.lines.some((l) => l.level === 'warn' && /deadline/.test(l.msg))).toBe(true);
+    await spool.close();
+    spool = await Spool.open(dir, { logger: log.logger });
+    const replay = await spool.read(10, 1 << 20);
+    expect(replay.records.map((r) => r.seq)).toEqual(range(6, 10));
+  });
+
+  it('retries a failed checkpoint while idle, so everything written ends up confirmed', async () => {
+    // A disk cannot be made to fail one fsync on demand: the spool's confirm is scripted.
+    const real = spool.confirm.bind(spool);
+    let calls = 0;
+    spool.confirm = (seq) =>
+      ++calls === 1 ? Promise.reject(new Error('EIO: checkpoint write failed')) : real(seq);
+    for (let n = 1; n <= 5; n++) await spool.append([point(n)]);
+    const s = preparingStore(1);
+    drainer(s.store, { maxBatchPoints: 5 }).start();
+    await until(() => spool.pendingRecords === 0);
+    expect(seqs(s.written)).toEqual(range(1, 5));
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(log.lines).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        msg: 'drainer: spool checkpoint failed; retrying',
+      }),
+    );
+  });
+});

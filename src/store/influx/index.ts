@@ -120,17 +120,31 @@ class InfluxStore implements Store {
     this.#encoders = encoders;
   }
 
-  async write(points: readonly Point[]): Promise<void> {
+  write(points: readonly Point[]): Promise<void> {
+    return this.prepareWrite(points)();
+  }
+
+  prepareWrite(points: readonly Point[]): () => Promise<void> {
     const encoders = this.#encoders;
-    if (encoders === undefined) throw closedError('write');
-    if (points.length === 0) return;
-    const body = encodePoints(points, encoders);
-    await this.#http.request(`write of ${points.length} points`, this.#writePath, body, {
-      method: 'POST',
-      headers: { 'content-type': 'text/plain; charset=utf-8' },
-      gzip: true,
-      op: 'write',
-    });
+    if (encoders === undefined) return () => Promise.reject(closedError('write'));
+    if (points.length === 0) return () => Promise.resolve();
+    let body: string;
+    try {
+      body = encodePoints(points, encoders);
+    } catch (err) {
+      return () => Promise.reject(err);
+    }
+    const op = `write of ${points.length} points`;
+    return async () => {
+      // closed since it was prepared: retryable, the points stay in the spool
+      if (this.#encoders === undefined) throw closedError('write');
+      await this.#http.request(op, this.#writePath, body, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+        gzip: true,
+        op: 'write',
+      });
+    };
   }
 
   async aggregate(q: AggregateQuery): Promise<AggregateSeries[]> {
