@@ -568,6 +568,8 @@ describe('v2 write path on VictoriaMetrics (/api/v2/write)', () => {
       org: 'taihu',
       bucket: 'city',
       logger: log.logger,
+      // loopback, where the default is never to gzip; the gzip path must be proven on the wire
+      gzipThresholdBytes: 1000,
     });
     await store.open([AIR]);
   });
@@ -692,7 +694,10 @@ describe('error statuses no packaged server gives on demand (scripted HTTP serve
     };
   }
 
-  async function openV2(timeoutMs?: number) {
+  async function openV2(
+    timeoutMs?: number,
+    gzip: { gzipThresholdBytes?: number } = { gzipThresholdBytes: 1000 },
+  ) {
     const store = createInfluxStore({
       url,
       api: 'v2',
@@ -700,6 +705,7 @@ describe('error statuses no packaged server gives on demand (scripted HTTP serve
       org: 'taihu',
       bucket: 'city',
       timeoutMs,
+      ...gzip,
     });
     await store.open([AIR]);
     return store;
@@ -750,6 +756,19 @@ describe('error statuses no packaged server gives on demand (scripted HTTP serve
     const lines = gunzipSync(writes[1]!.body).toString().split('\n');
     expect(lines).toHaveLength(100);
     expect(lines[99]).toBe(`air_quality,device_id=d1,district=A,site_id=site-A pm25=99 ${T0 + 99}`);
+  });
+
+  it('does not gzip on a loopback URL unless told to', async () => {
+    seen.length = 0;
+    v2({ status: 204 });
+    expect(new URL(url).hostname).toBe('127.0.0.1');
+    const store = await openV2(undefined, {});
+    await store.write(Array.from({ length: 100 }, (_, i) => point('d1', 'A', T0 + i, { pm25: i })));
+    await store.close();
+    const writes = seen.filter((r) => r.url.startsWith('/api/v2/write'));
+    expect(writes).toHaveLength(1);
+    expect(writes[0]!.headers['content-encoding']).toBeUndefined();
+    expect(writes[0]!.body.toString().split('\n')).toHaveLength(100);
   });
 
   it('fails retryably when the server does not answer within the deadline', async () => {

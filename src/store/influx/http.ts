@@ -79,7 +79,9 @@ export class InfluxHttp {
       this.#transport.request(path, body, {
         method: opts.method,
         headers,
-        ...(opts.gzip === true ? { gzipThreshold: this.#gzipThresholdBytes } : {}),
+        ...(opts.gzip === true && Number.isFinite(this.#gzipThresholdBytes)
+          ? { gzipThreshold: this.#gzipThresholdBytes }
+          : {}),
         // the socket timeout alone leaves the request open; aborting frees the socket
         signal: AbortSignal.timeout(this.#timeoutMs),
       }) as Promise<unknown>
