@@ -118,6 +118,28 @@ describe('spool', () => {
     expect(s.lastSeq).toBe(3);
   });
 
+  it('gives back field names such as __proto__ and constructor as plain own fields', async () => {
+    const s = await openSpool();
+    const fields: Record<string, FieldValue> = Object.create(null);
+    for (const [k, v] of [
+      ['__proto__', 1],
+      ['constructor', 'c'],
+      ['toString', true],
+      ['0', 2.5],
+      ['pm25_ugm3', 3],
+    ] as const) {
+      fields[k] = v;
+    }
+    const p: Point = { ...point(1), fields };
+    await s.append([p]);
+    const [record] = await readAll(s);
+    const back = record!.points[0]!.fields;
+    expect(Object.getPrototypeOf(back)).toBeNull();
+    expect(Object.entries(back)).toEqual(Object.entries(fields));
+    expect(Object.getOwnPropertyDescriptor(back, '__proto__')?.value).toBe(1);
+    await s.close();
+  });
+
   it('resolves an append only after its group was fdatasync-ed', async () => {
     const s = await openSpool();
     expect(s.fsyncs).toBe(0);
