@@ -115,7 +115,7 @@ export class Drainer {
   get pointsWritten(): number {
     return this.#pointsWritten;
   }
-  /** Batches written and confirmed. */
+  /** Batches the store accepted; each one's confirm follows without holding up the next. */
   get batches(): number {
     return this.#batches;
   }
