@@ -758,6 +758,23 @@ describe('error statuses no packaged server gives on demand (scripted HTTP serve
     expect(lines[99]).toBe(`air_quality,device_id=d1,district=A,site_id=site-A pm25=99 ${T0 + 99}`);
   });
 
+  it('sends a write prepared before open() once the store is open, and none after close()', async () => {
+    seen.length = 0;
+    v2({ status: 204 });
+    const store = createInfluxStore({ url, api: 'v2', token: 'tok', org: 'taihu', bucket: 'city' });
+    const send = store.prepareWrite!([point('d1', 'A', T0, { pm25: 1 })]);
+    expect(await rejection(send())).toMatchObject({ retryable: true });
+    await store.open([AIR]);
+    await send();
+    const again = store.prepareWrite!([point('d1', 'A', T0 + 1, { pm25: 2 })]);
+    await store.close();
+    expect(await rejection(again())).toMatchObject({ retryable: true });
+    const writes = seen.filter((r) => r.url.startsWith('/api/v2/write'));
+    expect(writes.map((r) => r.body.toString())).toEqual([
+      `air_quality,device_id=d1,district=A,site_id=site-A pm25=1 ${T0}`,
+    ]);
+  });
+
   it('does not gzip on a loopback URL unless told to', async () => {
     seen.length = 0;
     v2({ status: 204 });

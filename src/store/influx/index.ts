@@ -134,12 +134,14 @@ class InfluxStore implements Store {
   }
 
   write(points: readonly Point[]): Promise<void> {
+    if (this.#encoders === undefined) return Promise.reject(closedError('write'));
     return this.prepareWrite(points)();
   }
 
   prepareWrite(points: readonly Point[]): () => Promise<void> {
     const encoders = this.#encoders;
-    if (encoders === undefined) return () => Promise.reject(closedError('write'));
+    // not open yet: encode at each send, so a retry once open() is done goes through
+    if (encoders === undefined) return () => this.write(points);
     if (points.length === 0) return () => Promise.resolve();
     let body: string;
     try {
