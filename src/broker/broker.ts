@@ -187,6 +187,8 @@ export async function createBroker(deps: BrokerDeps): Promise<Aedes> {
     maxInflight: options.deviceMaxInflight,
   });
   const releaseBelow = Math.floor(options.deviceMaxInflight / 2);
+  /** Longest read pause for a device over its rate: the time its bucket takes to refill. */
+  const throttleMaxMs = (1000 * options.deviceBurst) / Math.max(options.deviceRate, 1e-9);
   const identities = new WeakMap<Client, Identity>();
   const refusals = new WeakMap<Client, Refusal>();
 
@@ -348,10 +350,11 @@ export async function createBroker(deps: BrokerDeps): Promise<Aedes> {
       const will = isWill(client, packet);
       if (!will && !limiter.take(slot, performance.now())) {
         refuseOverRate(device, packet.topic, payload, slot);
-        // and read no more from it until its next token: what it already sent is refused
-        // one by one, what it sends meanwhile waits in TCP (ceil: at least a timer tick)
+        // and read its socket no faster than its rate: each refused message adds the time it
+        // would have taken at that rate (at most a full bucket's refill) before the next read;
+        // what it sends meanwhile waits in TCP
         if (client.conn instanceof MqttWire) {
-          client.conn.throttle(Math.max(1, Math.ceil(limiter.msUntilToken(slot))));
+          client.conn.throttle(1000 / options.deviceRate, throttleMaxMs);
         }
         return done(null);
       }

@@ -126,12 +126,6 @@ export class DeviceLimiter {
     return true;
   }
 
-  /** ms until the device has a whole token again; 0 when it has one (or there is no limit). */
-  msUntilToken(s: DeviceSlot): number {
-    if (this.#perMs === 0 || s.tokens >= 1) return 0;
-    return (1 - s.tokens) / this.#perMs;
-  }
-
   /** Whether another message may be held for its acknowledgement. */
   full(s: DeviceSlot): boolean {
     return this.limits.maxInflight > 0 && s.inflight >= this.limits.maxInflight;

@@ -76,6 +76,8 @@ export class MqttWire extends Duplex {
   #held = false;
   /** Reads stopped for a while (a device over its message rate); see throttle(). */
   #throttle: NodeJS.Timeout | undefined;
+  /** When the throttle ends, performance.now() ms. */
+  #throttleUntil = 0;
   #wantsData = true;
 
   // Packet boundary state.
@@ -123,17 +125,28 @@ export class MqttWire extends Duplex {
   }
 
   /**
-   * Stops reading from the network for `ms`, whatever hold()/release() do meanwhile. A device
-   * over its message rate gets its excess refused anyway; pausing its socket as well makes TCP
-   * slow it down, so a flood costs the event loop a chunk per pause instead of every packet.
+   * Stops reading from the network for `ms` more (added to a pause already running), at most
+   * `maxMs` from now, whatever hold()/release() do meanwhile. A device over its message rate gets
+   * its excess refused anyway; pausing its socket for the time its excess would have taken at
+   * its rate makes TCP slow it to that rate, so a flood costs the event loop a chunk per pause
+   * instead of every packet it can send.
    */
-  throttle(ms: number): void {
-    if (this.#throttle !== undefined || this.destroyed) return;
+  throttle(ms: number, maxMs: number): void {
+    if (this.destroyed) return;
+    const now = performance.now();
+    this.#throttleUntil = Math.min(Math.max(now, this.#throttleUntil) + ms, now + maxMs);
+    if (this.#throttle !== undefined) return;
     this.#inner.pause();
-    this.#throttle = setTimeout(() => {
+    const wake = (): void => {
+      const left = this.#throttleUntil - performance.now();
+      if (left >= 1) {
+        this.#throttle = setTimeout(wake, left);
+        return;
+      }
       this.#throttle = undefined;
       this.#resumeIfFree();
-    }, ms);
+    };
+    this.#throttle = setTimeout(wake, this.#throttleUntil - now);
   }
 
   get throttled(): boolean {

@@ -42,18 +42,6 @@ describe('DeviceLimiter', () => {
     expect(s.tokens).toBe(4); // refilled to the burst, one spent
   });
 
-  it('says how long until the next whole token', () => {
-    const l = new DeviceLimiter({ rate: 10, burst: 2, maxInflight: 0 });
-    const s = l.slot('d', 0);
-    expect(l.msUntilToken(s)).toBe(0);
-    l.take(s, 0);
-    l.take(s, 0);
-    expect(l.msUntilToken(s)).toBe(100);
-    expect(l.take(s, 40)).toBe(false);
-    expect(l.msUntilToken(s)).toBeCloseTo(60, 9);
-    expect(new DeviceLimiter({ rate: 0, burst: 1, maxInflight: 0 }).msUntilToken(s)).toBe(0);
-  });
-
   it('keeps one bucket per device id across reconnects', () => {
     const l = new DeviceLimiter({ rate: 1, burst: 1, maxInflight: 0 });
     expect(l.take(l.slot('d', 0), 0)).toBe(true);

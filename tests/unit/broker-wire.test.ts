@@ -307,7 +307,7 @@ describe('MqttWire', () => {
   });
 
   it('stops reading for the throttle time, whatever hold and release do meanwhile', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
     try {
       const inner = new PassThrough();
       const wire = new MqttWire(inner, { address: '127.0.0.1' }, { maxPacketBytes: LIMIT });
@@ -317,23 +317,32 @@ describe('MqttWire', () => {
       const seen = () => Buffer.concat(out).length;
       inner.write(CONNECT);
       await tick();
-      wire.throttle(50);
+      wire.throttle(20, 1000);
+      wire.throttle(20, 1000); // a second refusal adds its time: 40 ms in all
       expect(wire.throttled).toBe(true);
       inner.write(PINGREQ);
       await tick();
       wire.hold();
       wire.release(); // an ack arriving meanwhile does not lift the throttle
+      vi.advanceTimersByTime(30);
       await tick();
       expect(seen()).toBe(CONNECT.length);
       wire.hold();
-      vi.advanceTimersByTime(50);
+      vi.advanceTimersByTime(10);
       await tick();
       expect(wire.throttled).toBe(false);
       expect(seen()).toBe(CONNECT.length); // still held for its in-flight limit
       wire.release();
       await tick();
       expect(seen()).toBe(CONNECT.length + PINGREQ.length);
-      wire.throttle(1000);
+
+      for (let i = 0; i < 1000; i++) wire.throttle(20, 100); // capped at 100 ms from now
+      vi.advanceTimersByTime(99);
+      expect(wire.throttled).toBe(true);
+      vi.advanceTimersByTime(1);
+      expect(wire.throttled).toBe(false);
+
+      wire.throttle(1000, 1000);
       wire.destroy(); // a pending throttle dies with the connection
       expect(vi.getTimerCount()).toBe(0);
     } finally {
