@@ -283,3 +283,21 @@ export async function startVictoriaMetrics(): Promise<TestServer> {
     }),
   );
 }
+
+/** A raw InfluxQL statement against influxd's /query, times in epoch ms: to read back what a store wrote. */
+export async function influxql(
+  server: TestServer,
+  db: string,
+  q: string,
+  auth?: string,
+): Promise<any> {
+  const res = await fetch(`${server.url}/query?db=${encodeURIComponent(db)}&epoch=ms`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(auth === undefined ? {} : { authorization: auth }),
+    },
+    body: new URLSearchParams({ q }).toString(),
+  });
+  return res.json();
+}

@@ -13,7 +13,7 @@ import type {
   Point,
   Store,
 } from '../../src/store/types.js';
-import { startInfluxDB, type TestServer } from '../helpers/servers.js';
+import { influxql, startInfluxDB, type TestServer } from '../helpers/servers.js';
 
 const SEED = 20261126;
 const RUNS = 1_000;
@@ -92,15 +92,6 @@ const tagFits = (s: string) => stringFits(s) && !s.includes('\0') && !/\\([,= ]|
 const tagsFit = (r: { device: string; district: string; site: string }) =>
   r.device !== '' && [r.device, r.district, r.site].every(tagFits);
 
-async function select(server: TestServer, q: string): Promise<any> {
-  const res = await fetch(`${server.url}/query?db=taihu&epoch=ms`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ q }).toString(),
-  });
-  return res.json();
-}
-
 describe('tag values and string fields through influxd 1.6.7', () => {
   let influx: TestServer;
   let store: Store;
@@ -145,8 +136,9 @@ describe('tag values and string fields through influxd 1.6.7', () => {
         }
         outcomes.stored++;
         expect(tagsFit(r) && stringFits(r.note)).toBe(true);
-        const res = await select(
+        const res = await influxql(
           influx,
+          'taihu',
           `SELECT "note", "n", "device_id", "district", "site_id" FROM "roundtrip" WHERE time = ${ts}ms`,
         );
         expect(res.results[0].series?.[0]?.values).toEqual([

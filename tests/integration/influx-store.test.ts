@@ -18,7 +18,12 @@ import type {
   Point,
   Store,
 } from '../../src/store/types.js';
-import { startInfluxDB, startVictoriaMetrics, type TestServer } from '../helpers/servers.js';
+import {
+  influxql,
+  startInfluxDB,
+  startVictoriaMetrics,
+  type TestServer,
+} from '../helpers/servers.js';
 
 const T0 = Date.UTC(2024, 0, 1);
 const S = 1000;
@@ -90,19 +95,6 @@ function query(over: Partial<AggregateQuery>): AggregateQuery {
 
 const valuesOf = (series: AggregateSeries[]) => series.map((s) => s.points.map((p) => p.value));
 const countsOf = (series: AggregateSeries[]) => series.map((s) => s.points.map((p) => p.count));
-
-/** A raw InfluxQL statement, for reading back what the store wrote. */
-async function influxql(server: TestServer, db: string, q: string, auth?: string): Promise<any> {
-  const res = await fetch(`${server.url}/query?db=${encodeURIComponent(db)}&epoch=ms`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      ...(auth === undefined ? {} : { authorization: auth }),
-    },
-    body: new URLSearchParams({ q }).toString(),
-  });
-  return res.json();
-}
 
 async function rejection(p: Promise<unknown>): Promise<InfluxStoreError> {
   try {

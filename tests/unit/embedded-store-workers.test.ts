@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ERR_BAD_PARAM, TaihuError } from '../../src/errors.js';
+import { ERR_BAD_PARAM } from '../../src/errors.js';
 import { createEmbeddedStore } from '../../src/store/embedded/index.js';
 import type {
   AggregateFn,
@@ -17,6 +17,7 @@ import type {
   Point,
   Store,
 } from '../../src/store/types.js';
+import { rejection } from '../helpers/errors.js';
 
 const MIN = 60_000;
 const T0 = 30_000_000 * MIN;
@@ -75,15 +76,6 @@ async function total(store: Store): Promise<number> {
   const week = 7 * 24 * 60 * MIN;
   const series = await store.aggregate(query({ everyMs: week, toMs: T0 + week }));
   return series[0]?.points[0]?.count ?? 0;
-}
-
-async function rejection(p: Promise<unknown>): Promise<TaihuError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof TaihuError)) throw new Error(`expected a TaihuError, got ${String(err)}`);
-  return err;
 }
 
 let dir: string;

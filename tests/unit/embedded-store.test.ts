@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TaihuError } from '../../src/errors.js';
 import { createEmbeddedStore } from '../../src/store/embedded/index.js';
 import type {
   AggregateFn,
@@ -16,6 +15,7 @@ import type {
   PointTags,
   Store,
 } from '../../src/store/types.js';
+import { rejection } from '../helpers/errors.js';
 
 const SEC = 1000;
 const MIN = 60 * SEC;
@@ -73,15 +73,6 @@ function query(q: Partial<AggregateQuery> = {}): AggregateQuery {
 function rows(series: AggregateSeries | undefined): [number, number | null, number][] {
   if (series === undefined) throw new Error('no such series');
   return series.points.map((p) => [(p.t - T0) / MIN, p.value, p.count]);
-}
-
-async function rejection(p: Promise<unknown>): Promise<TaihuError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof TaihuError)) throw new Error(`expected a TaihuError, got ${String(err)}`);
-  return err;
 }
 
 let store: Store;
