@@ -262,6 +262,12 @@ describe('a cluster of three gateways behind HAProxy', () => {
 
     // API keys too: revoked through B, refused on A at once.
     const { body } = await gw(1).api('/api/v1/keys', { method: 'POST', body: { role: 'read' } });
+    // A new key reaches A's copy through the change channel, a moment after B answers.
+    await eventually(async () => {
+      const c = await operator(gw(0).ports.mqtt, body.key, 'op:new').catch(() => undefined);
+      await c?.endAsync();
+      return c !== undefined;
+    }, 3000);
     const watcher = await operator(gw(0).ports.mqtt, body.key, 'op:revoked');
     const gone = new Promise<void>((r) => watcher.once('close', () => r()));
     await gw(1).api(`/api/v1/keys/${body.id}`, { method: 'DELETE' });
