@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { ERR_SCHEMA_FILE } from '../errors.js';
 import type { FieldKind, MeasurementInfo } from '../store/types.js';
+import { isStorableText } from '../store/text.js';
 
 export const CATEGORIES = ['traffic', 'environment', 'facility'] as const;
 export type Category = (typeof CATEGORIES)[number];
@@ -182,18 +183,10 @@ function fieldKind(p: Record<string, unknown>): FieldKind | undefined {
     case 'boolean':
       return 'boolean';
     case 'string':
-      return Array.isArray(p.enum) && p.enum.length > 0 && p.enum.every(storableText)
+      return Array.isArray(p.enum) && p.enum.length > 0 && p.enum.every(isStorableText)
         ? 'string'
         : undefined;
     default:
       return undefined;
   }
-}
-
-/**
- * An enum value every store keeps exactly: line protocol has no line break inside a value (one
- * point is one line), and an unpaired surrogate has no UTF-8 form.
- */
-function storableText(v: unknown): boolean {
-  return typeof v === 'string' && !/[\n\r]/.test(v) && !/[\uD800-\uDFFF]/u.test(v);
 }

@@ -17,6 +17,7 @@
  * scanner reads it as the end of input, so no query could ever filter on such a tag.
  */
 import type { FieldKind, MeasurementInfo, Point, PointTags } from '../types.js';
+import { isStorableText, LINE_BREAK, LONE_SURROGATE } from '../text.js';
 import { refused } from './errors.js';
 
 interface FieldEncoder {
@@ -38,16 +39,18 @@ const TAG_PREFIXES: readonly string[] = TAG_KEYS.map((k) => `,${k}=`);
 const MEASUREMENT_SPECIAL = /[, \\\n\r]/;
 const NAME_SPECIAL = /[,= \\\n\r]/;
 const STRING_SPECIAL = /["\\]/;
-/** Unpaired surrogates: with the u flag the class cannot match half of a valid pair. */
-const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
-const LINE_BREAK = /[\n\r]/;
 
 /** A backslash at the end or before a character the parser treats as escaped. */
 const MEASUREMENT_BAD_BACKSLASH = /\\(?:[, ]|$)/;
 const NAME_BAD_BACKSLASH = /\\(?:[,= ]|$)/;
 
+/** A name no UTF-8 can carry, or that InfluxQL could never quote (its scanner ends at U+0000). */
+function unsayable(name: string): boolean {
+  return LONE_SURROGATE.test(name) || name.includes('\u0000');
+}
+
 function escapeMeasurement(name: string): string | undefined {
-  if (LONE_SURROGATE.test(name) || name.includes('\u0000')) return undefined;
+  if (unsayable(name)) return undefined;
   if (!MEASUREMENT_SPECIAL.test(name)) return name;
   if (LINE_BREAK.test(name) || MEASUREMENT_BAD_BACKSLASH.test(name)) return undefined;
   return name.replace(/[, ]/g, '\\$&');
@@ -55,7 +58,7 @@ function escapeMeasurement(name: string): string | undefined {
 
 /** Tag key, tag value or field key; undefined when line protocol cannot carry it exactly. */
 function escapeName(name: string): string | undefined {
-  if (LONE_SURROGATE.test(name) || name.includes('\u0000')) return undefined;
+  if (unsayable(name)) return undefined;
   if (!NAME_SPECIAL.test(name)) return name;
   if (LINE_BREAK.test(name) || NAME_BAD_BACKSLASH.test(name)) return undefined;
   return name.replace(/[,= ]/g, '\\$&');
@@ -63,7 +66,7 @@ function escapeName(name: string): string | undefined {
 
 /** A string field value in quotes; undefined when it cannot be read back exactly. */
 function quoteString(value: string): string | undefined {
-  if (LINE_BREAK.test(value) || LONE_SURROGATE.test(value)) return undefined;
+  if (!isStorableText(value)) return undefined;
   if (!STRING_SPECIAL.test(value)) return `"${value}"`;
   return `"${value.replace(/["\\]/g, '\\$&')}"`;
 }
