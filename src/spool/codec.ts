@@ -1,8 +1,12 @@
 /**
- * The payload of one spool record: the points of one MQTT message. Format 1 is compact JSON,
- * grouped by series so a message's measurement and tags are written once:
+ * The payload of one spool record: the points of one MQTT message, as compact JSON grouped by
+ * series so a message's measurement and tags are written once:
  *
- *   0x01 [[measurement, device_id, district, site_id, [ts, name, value, …], …], …]
+ *   0x02 count(u32 LE) [[measurement, device_id, district, site_id, [ts, name, value, …], …], …]
+ *
+ * Format 2 (written) carries the number of points ahead of the JSON, so the drainer can batch
+ * records without decoding them and a store can decode them where it writes them (the embedded
+ * store's writer thread). Format 1 (read, from older spools) is the same JSON without the count.
  *
  * Measured against plain `JSON.stringify(points)` for one 7-field air-quality reading: 180 bytes
  * instead of 250, encode 1.26 µs instead of 1.61 µs, decode (null-prototype fields included)
@@ -14,6 +18,9 @@ import type { FieldValue, Point } from '../store/types.js';
 
 /** First byte of every payload; a reader refuses formats it does not know. */
 export const CODEC_JSON_V1 = 1;
+export const CODEC_JSON_V2 = 2;
+/** Bytes before the JSON text of a format 2 payload: the format byte and the count. */
+export const V2_HEADER_BYTES = 5;
 
 type Reading = (number | string | FieldValue)[];
 type Series = (string | Reading)[];
@@ -105,6 +112,84 @@ function readingFields(r: unknown[]): Record<string, FieldValue> {
     }
   }
   return Object.setPrototypeOf(fields, null) as Record<string, FieldValue>;
+}
+
+/** Bytes of the format 2 payload around `json`, the text `encodePoints` returned. */
+export function payloadBytes(json: string): number {
+  return V2_HEADER_BYTES + Buffer.byteLength(json);
+}
+
+/** Writes the format 2 payload of `count` points encoded as `json` into `buf` at `at`. */
+export function writePayload(buf: Buffer, at: number, json: string, count: number): void {
+  buf[at] = CODEC_JSON_V2;
+  buf.writeUInt32LE(count, at + 1);
+  buf.write(json, at + V2_HEADER_BYTES, 'utf8');
+}
+
+/** The format 2 payload of `points`, on its own. */
+export function encodePayload(points: readonly Point[]): Buffer {
+  const json = encodePoints(points);
+  const buf = Buffer.allocUnsafe(payloadBytes(json));
+  writePayload(buf, 0, json, points.length);
+  return buf;
+}
+
+/**
+ * How many points a payload holds, from its header alone; undefined for format 1, which must be
+ * decoded to know. Throws on a format it does not know or a count that cannot be right.
+ */
+export function payloadCount(payload: Uint8Array): number | undefined {
+  const format = payload[0];
+  if (format === CODEC_JSON_V1) return undefined;
+  if (format !== CODEC_JSON_V2) throw new Error(`unknown record format ${String(format)}`);
+  if (payload.length < V2_HEADER_BYTES + 2) throw new Error('format 2 record too short');
+  const count = Buffer.from(payload.buffer, payload.byteOffset, payload.length).readUInt32LE(1);
+  if (count < 1) throw new Error('format 2 record holds no points');
+  return count;
+}
+
+/** Decodes a payload of either format (format byte first) into its points. */
+export function decodePayload(payload: Uint8Array): Point[] {
+  const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.length);
+  const format = buf[0];
+  if (format === CODEC_JSON_V1) return decodePoints(buf.toString('utf8', 1));
+  if (format !== CODEC_JSON_V2) throw new Error(`unknown record format ${String(format)}`);
+  const points = decodePoints(buf.toString('utf8', V2_HEADER_BYTES));
+  if (points.length !== buf.readUInt32LE(1)) {
+    throw new Error(`record says ${buf.readUInt32LE(1)} points and holds ${points.length}`);
+  }
+  return points;
+}
+
+/**
+ * Payloads packed into one buffer of its own, each behind its length (u32 LE): how a batch of
+ * spool records crosses to another thread as one memory copy instead of a clone per object.
+ */
+export function packPayloads(payloads: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of payloads) total += 4 + p.length;
+  const out = Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  for (const p of payloads) {
+    out.writeUInt32LE(p.length, at);
+    out.set(p, at + 4);
+    at += 4 + p.length;
+  }
+  return out;
+}
+
+/** The points of every payload in a `packPayloads` buffer, in order. */
+export function decodePacked(packed: Uint8Array): Point[] {
+  const buf = Buffer.from(packed.buffer, packed.byteOffset, packed.length);
+  const points: Point[] = [];
+  for (let at = 0; at < buf.length;) {
+    if (at + 4 > buf.length) throw new Error('packed payloads: truncated length');
+    const n = buf.readUInt32LE(at);
+    if (at + 4 + n > buf.length) throw new Error('packed payloads: truncated payload');
+    for (const p of decodePayload(buf.subarray(at + 4, at + 4 + n))) points.push(p);
+    at += 4 + n;
+  }
+  return points;
 }
 
 function notEncodable(what: string): TaihuError {

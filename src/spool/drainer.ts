@@ -6,7 +6,8 @@
  * - One write in flight at a time: records reach the store in spool order, and a later point
  *   for the same series and timestamp overwrites an earlier one as it did on the device.
  * - Pipelined around that write: while batch n is in flight, batch n+1 is read, decoded and
- *   encoded (`Store#prepareWrite`), and batch n−1's checkpoint is written. Confirms follow the
+ *   encoded (`Store#prepareWrite`), and batch n−1's checkpoint is written. A store that decodes
+ *   spool payloads itself (`Store#prepareWriteEncoded`) gets them as they are on disk. Confirms follow the
  *   writes in order and never wait in the loop: a later confirm covers an earlier one, and a
  *   crash between a write and its checkpoint only replays. A serial loop left both the
  *   drainer and influxd idle half the time (`taihu bench drain`).
@@ -60,7 +61,10 @@ class Abandoned extends Error {}
 interface Batch {
   /** Sequence number of the last record: what a confirm covers once the store accepted it. */
   readonly lastSeq: number;
-  readonly points: Point[];
+  /** Points in the batch. */
+  readonly count: number;
+  /** The batch's points, decoded if they were not already; when a part must be found. */
+  readonly points: () => Point[];
   /** Sends the prepared write; again on a retry. */
   readonly send: () => Promise<void>;
 }
@@ -189,7 +193,7 @@ export class Drainer {
               return;
             }
           }
-          const written = this.#writeAll(batch.points, batch.send);
+          const written = this.#writeBatch(batch);
           if (next === undefined) {
             next = this.#next();
             next.catch(() => {}); // awaited, and so reported, at the top of the loop
@@ -228,10 +232,29 @@ export class Drainer {
       if (n === undefined) return undefined;
       if (n === 0) continue;
       const records = this.#carry.splice(0, n);
-      const points: Point[] = [];
-      for (const r of records) for (const p of r.points) points.push(p);
+      let count = 0;
+      for (const r of records) count += r.count;
+      const points = (): Point[] => {
+        const all: Point[] = [];
+        for (const r of records) for (const p of r.points) all.push(p);
+        return all;
+      };
       const lastSeq = (records.at(-1) as SpoolRecord).seq;
-      return { lastSeq, points, send: this.#prepare(points) };
+      const store = this.#store;
+      if (store.prepareWriteEncoded === undefined) {
+        const decoded = points();
+        return { lastSeq, count, points: () => decoded, send: this.#prepare(decoded) };
+      }
+      let send: () => Promise<void>;
+      try {
+        send = store.prepareWriteEncoded(
+          records.map((r) => r.payload),
+          count,
+        );
+      } catch (err) {
+        send = () => Promise.reject(err);
+      }
+      return { lastSeq, count, points, send };
     }
   }
 
@@ -287,9 +310,9 @@ export class Drainer {
       let n = 0;
       let points = 0;
       for (const r of this.#carry) {
-        if (n > 0 && points + r.points.length > max) break;
+        if (n > 0 && points + r.count > max) break;
         n++;
-        points += r.points.length;
+        points += r.count;
       }
       if (n < this.#carry.length || points >= max) return n;
       // Every record holds at least one point: this many records is never more than a batch.
@@ -324,12 +347,23 @@ export class Drainer {
     }
   }
 
+  /** Writes a batch, isolating and rejecting the points the store refuses for good. */
+  async #writeBatch(batch: Batch): Promise<void> {
+    const refused = await this.#writeRetrying(batch.count, batch.send);
+    if (refused !== undefined) await this.#split(batch.points(), refused);
+  }
+
   /** Writes `points`, isolating and rejecting the ones the store refuses for good. */
-  async #writeAll(points: Point[], send = this.#prepare(points)): Promise<void> {
-    const refused = await this.#writeRetrying(points.length, send);
-    if (refused === undefined) return;
-    if (points.length === 1) {
-      this.#reject(points, refused);
+  async #writeAll(points: Point[]): Promise<void> {
+    const refused = await this.#writeRetrying(points.length, this.#prepare(points));
+    if (refused !== undefined) await this.#split(points, refused);
+  }
+
+  /** After `points` were refused together: writes each half, down to the refused points. */
+  async #split(points: Point[], refused: TaihuError): Promise<void> {
+    if (points.length <= 1) {
+      // none: the refused batch's only record could not be decoded (logged by the spool)
+      if (points.length === 1) this.#reject(points, refused);
       return;
     }
     // Halving finds k bad points among n in about 2·k·log2(n) writes; order is kept.

@@ -31,7 +31,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CODES, ERR_CONFIG, TaihuError } from '../errors.js';
 import type { Point } from '../store/types.js';
-import { CODEC_JSON_V1, decodePoints, encodePoints } from './codec.js';
+import { decodePayload, encodePoints, payloadBytes, payloadCount, writePayload } from './codec.js';
 import {
   FrameReader,
   HEADER_BYTES,
@@ -98,7 +98,54 @@ export interface SpoolRecord {
   readonly seq: number;
   /** When the record was appended, epoch ms (from its header). */
   readonly appendedAt: number;
+  /** How many points the record holds. */
+  readonly count: number;
+  /** The record as the codec wrote it, format byte first (codec.ts). */
+  readonly payload: Buffer;
+  /** The record's points, decoded on first use; none if the record cannot be decoded. */
   readonly points: Point[];
+}
+
+/**
+ * A record read from disk. Its points are decoded only when asked for: a store that decodes
+ * payloads itself (the embedded store, in its writer thread) never makes the loop pay for it.
+ */
+class ReadRecord implements SpoolRecord {
+  readonly seq: number;
+  readonly appendedAt: number;
+  readonly count: number;
+  readonly payload: Buffer;
+  #points: Point[] | undefined;
+  readonly #undecodable: (err: unknown) => void;
+
+  constructor(
+    seq: number,
+    appendedAt: number,
+    payload: Buffer,
+    count: number,
+    points: Point[] | undefined,
+    undecodable: (err: unknown) => void,
+  ) {
+    this.seq = seq;
+    this.appendedAt = appendedAt;
+    this.payload = payload;
+    this.count = count;
+    this.#points = points;
+    this.#undecodable = undecodable;
+  }
+
+  get points(): Point[] {
+    if (this.#points === undefined) {
+      try {
+        this.#points = decodePayload(this.payload);
+      } catch (err) {
+        // Its checksum held, so the writer wrote it so: skipped, as at read time, never retried.
+        this.#undecodable(err);
+        this.#points = [];
+      }
+    }
+    return this.#points;
+  }
 }
 
 /** Records in sequence order; empty when nothing unread is durable yet. */
@@ -665,10 +712,10 @@ export class Spool {
         const seq = fr.seq;
         if (seq > this.#rExpect) this.#lost(seg.path, fr.offset, seq);
         if (seq > this.#deliveredSeq) {
-          const points = this.#decode(fr, seg);
+          const record = this.#record(fr, seg);
           this.#deliveredSeq = seq;
-          if (points !== undefined) {
-            records.push({ seq, appendedAt: fr.appendedAt, points });
+          if (record !== undefined) {
+            records.push(record);
             bytes += fr.length;
           }
         }
@@ -730,16 +777,22 @@ export class Spool {
     this.#rExpect = resumeSeq;
   }
 
-  #decode(fr: FrameReader, seg: Segment): Point[] | undefined {
+  /** The frame as a record, its points left encoded when its header says how many. */
+  #record(fr: FrameReader, seg: Segment): SpoolRecord | undefined {
+    // A view into the reader's chunk, which is never reused: valid as long as the record.
     const payload = fr.payload();
+    const where = { file: seg.path, offset: fr.offset, seq: fr.seq };
+    const undecodable = (err: unknown): void =>
+      this.#log.error({ err, ...where }, 'undecodable spool record skipped');
     try {
-      if (payload[0] !== CODEC_JSON_V1) throw new Error(`unknown record format ${payload[0]}`);
-      return decodePoints(payload.toString('utf8', 1));
+      const count = payloadCount(payload);
+      if (count !== undefined) {
+        return new ReadRecord(fr.seq, fr.appendedAt, payload, count, undefined, undecodable);
+      }
+      const points = decodePayload(payload);
+      return new ReadRecord(fr.seq, fr.appendedAt, payload, points.length, points, undecodable);
     } catch (err) {
-      this.#log.error(
-        { err, file: seg.path, offset: fr.offset, seq: fr.seq },
-        'undecodable spool record skipped',
-      );
+      undecodable(err);
       return undefined;
     }
   }
@@ -931,13 +984,12 @@ function resolveOptions(o: SpoolOptions): Resolved {
 
 function encodeFrame(points: readonly Point[]): Buffer {
   const json = encodePoints(points);
-  const n = 1 + Buffer.byteLength(json);
+  const n = payloadBytes(json);
   if (n > MAX_PAYLOAD) {
     throw new TaihuError(CODES.SPOOL_ENCODE, `spool: record of ${n} bytes is too large`);
   }
   const f = newFrame(n, Date.now());
-  f[HEADER_BYTES] = CODEC_JSON_V1;
-  f.write(json, HEADER_BYTES + 1, 'utf8');
+  writePayload(f, HEADER_BYTES, json, points.length);
   return f;
 }
 

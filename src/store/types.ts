@@ -111,6 +111,12 @@ export interface Store {
    * throws: a failure to encode is the returned function's rejection.
    */
   prepareWrite?(points: readonly Point[]): () => Promise<void>;
+  /**
+   * Optional: `prepareWrite` for points still encoded as spool record payloads
+   * (`src/spool/codec.ts`), `count` of them in all: the store decodes them where it writes
+   * them, so the caller's thread never builds those objects. Same outcome as `write`.
+   */
+  prepareWriteEncoded?(payloads: readonly Uint8Array[], count: number): () => Promise<void>;
   /** Series sorted by group value; points sorted by t. */
   aggregate(query: AggregateQuery): Promise<AggregateSeries[]>;
   close(): Promise<void>;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERR_STORE, TaihuError } from '../../src/errors.js';
 import { Drainer, type DrainerOptions } from '../../src/spool/drainer.js';
+import { decodePayload } from '../../src/spool/codec.js';
 import { Spool } from '../../src/spool/spool.js';
 import type { FieldValue, Point, Store } from '../../src/store/types.js';
 
@@ -444,5 +445,76 @@ describe('drainer pipeline (a store that prepares its writes)', () => {
         msg: 'drainer: spool checkpoint failed; retrying',
       }),
     );
+  });
+});
+
+/**
+ * A Store that takes spool payloads as they are (as the embedded store does, decoding them in
+ * its writer thread): decodes them with the spool's codec when a send runs, and refuses a send
+ * holding a point `bad` picks. Its plain `write` is the path the drainer's halving uses.
+ */
+function encodedStore(bad: (p: Point) => boolean = () => false) {
+  const written: Point[] = [];
+  const encodedSends: { payloads: number; count: number }[] = [];
+  const refuseIfBad = (points: readonly Point[]): void => {
+    const b = points.find(bad);
+    if (b !== undefined) {
+      throw new TaihuError('TAIHU_ERR_STORE', `refused seq ${String(b.fields.seq)}`, {
+        statusCode: 400,
+        retryable: false,
+      });
+    }
+  };
+  const store: Store = {
+    kind: 'encoded',
+    open: async () => {},
+    write: async (points) => {
+      refuseIfBad(points);
+      written.push(...points);
+    },
+    prepareWriteEncoded: (payloads, count) => {
+      const copies = payloads.map((p) => Buffer.from(p));
+      return async () => {
+        encodedSends.push({ payloads: copies.length, count });
+        const points = copies.flatMap((p) => decodePayload(p));
+        expect(points).toHaveLength(count);
+        refuseIfBad(points);
+        written.push(...points);
+      };
+    },
+    aggregate: async () => [],
+    close: async () => {},
+  };
+  return { store, written, encodedSends };
+}
+
+describe('drainer with a store that decodes spool payloads itself', () => {
+  it('hands it the payloads and their point count, batched by points, in spool order', async () => {
+    for (let n = 1; n <= 12; n += 3) await spool.append([point(n), point(n + 1), point(n + 2)]);
+    const s = encodedStore();
+    const d = drainer(s.store, { maxBatchPoints: 6 });
+    d.start();
+    await until(() => spool.pendingRecords === 0);
+    expect(seqs(s.written)).toEqual(range(1, 12));
+    expect(s.encodedSends).toEqual([
+      { payloads: 2, count: 6 },
+      { payloads: 2, count: 6 },
+    ]);
+    expect(d.pointsWritten).toBe(12);
+  });
+
+  it('decodes a refused batch itself to find the refused point, and writes the rest', async () => {
+    for (let n = 1; n <= 40; n += 4) await spool.append(range(n, n + 3).map(point));
+    const s = encodedStore((p) => p.fields.seq === 23);
+    const rejected: Point[] = [];
+    const d = drainer(s.store, {
+      maxBatchPoints: 40,
+      onRejected: (points) => rejected.push(...points),
+    });
+    d.start();
+    await until(() => spool.pendingRecords === 0);
+    expect(seqs(rejected)).toEqual([23]);
+    expect(seqs(s.written)).toEqual(range(1, 40).filter((n) => n !== 23));
+    expect(d.rejectedPoints).toBe(1);
   });
 });

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERR_BAD_PARAM } from '../../src/errors.js';
+import { encodePayload } from '../../src/spool/codec.js';
 import { createEmbeddedStore } from '../../src/store/embedded/index.js';
 import type {
   AggregateFn,
@@ -258,5 +259,40 @@ describe('embedded store workers: process lifetime', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('committed\n');
     expect(r.code).toBe(0);
+  });
+});
+
+describe('embedded store workers: spool payloads decoded in the writer', () => {
+  it('writes the points of encoded payloads as write() writes the points themselves', async () => {
+    const store = open();
+    await store.open([AQ]);
+    const prepared = store.prepareWriteEncoded!(
+      [encodePayload(points(0, 40)), encodePayload(points(40, 41)), encodePayload(points(41, 90))],
+      90,
+    );
+    await prepared();
+    expect(await total(store)).toBe(90);
+    // a retry sends the same data again: the same series and timestamps, overwritten
+    await prepared();
+    expect(await total(store)).toBe(90);
+    const plainDir = mkdtempSync(join(tmpdir(), 'taihu-workers-plain-'));
+    const plain = createEmbeddedStore({ path: join(plainDir, 'telemetry.db') });
+    opened.push(plain);
+    await plain.open([AQ]);
+    await plain.write(points(0, 90));
+    const q = query({ fn: 'mean', groupBy: 'device', everyMs: 10 * MIN });
+    expect(await store.aggregate(q)).toEqual(await plain.aggregate(q));
+  });
+
+  it('refuses, not retryable, a payload that does not decode, and keeps none of the batch', async () => {
+    const store = open();
+    await store.open([AQ]);
+    const good = encodePayload(points(0, 10));
+    const bad = Buffer.concat([good.subarray(0, 5), Buffer.from('[["air_quality"')]);
+    const err = await rejection(store.prepareWriteEncoded!([good, bad], 20)());
+    expect(err.code).toBe('TAIHU_ERR_STORE_REFUSED');
+    expect(err.retryable).toBe(false);
+    expect(err.message).toMatch(/undecodable spool payload/);
+    expect(await total(store)).toBe(0);
   });
 });

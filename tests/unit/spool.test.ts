@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TaihuError } from '../../src/errors.js';
+import { decodePayload } from '../../src/spool/codec.js';
+import { HEADER_BYTES, newFrame, sealFrame } from '../../src/spool/frames.js';
 import { Spool, type SpoolOptions, type SpoolState } from '../../src/spool/spool.js';
 import type { FieldValue, Point } from '../../src/store/types.js';
 
@@ -99,6 +101,21 @@ function frameOffsets(bytes: Buffer): number[] {
   for (let off = 0; off + 24 <= bytes.length; off += 24 + bytes.readUInt32LE(off))
     offsets.push(off);
   return offsets;
+}
+
+/** Rewrites every frame of a segment file with the payload `change` makes of it, resealed. */
+async function rewritePayloads(file: string, change: (payload: Buffer) => Buffer): Promise<void> {
+  const bytes = await readFile(file);
+  const out: Buffer[] = [];
+  for (const off of frameOffsets(bytes)) {
+    const n = bytes.readUInt32LE(off);
+    const payload = change(bytes.subarray(off + HEADER_BYTES, off + HEADER_BYTES + n));
+    const frame = newFrame(payload.length, bytes.readDoubleLE(off + 16));
+    payload.copy(frame, HEADER_BYTES);
+    sealFrame(frame, 0, bytes.readUInt32LE(off + 8));
+    out.push(frame);
+  }
+  await writeFile(file, Buffer.concat(out));
 }
 
 async function appendEach(s: Spool, from: number, to: number): Promise<void> {
@@ -455,6 +472,61 @@ describe('spool', () => {
     await expect(s.append([point(2)])).rejects.toMatchObject({ code: 'TAIHU_ERR_SPOOL_CLOSED' });
     s = await openSpool();
     expect((await readAll(s)).map((r) => r.seq)).toEqual([1]);
+  });
+
+  it('counts the points of a record from its header and decodes them only when asked', async () => {
+    let s = await openSpool();
+    const message = [point(1), point(2), point(3, 'aq-xishan-0007')];
+    await s.append(message);
+    s = await reopen(s);
+    const [record] = await readAll(s);
+    expect(record!.count).toBe(3);
+    expect(record!.payload[0]).toBe(2);
+    expect(plain(decodePayload(record!.payload))).toEqual(plain(message));
+    expect(plain(record!.points)).toEqual(plain(message));
+  });
+
+  it('reads the records an earlier version wrote without a point count (format 1)', async () => {
+    let s = await openSpool();
+    await s.append([point(1), point(2)]);
+    await s.append([point(3)]);
+    await s.close();
+    const [name] = await segments();
+    // format 1: the format byte and the same JSON, no count
+    await rewritePayloads(join(dir, name!), (p) => Buffer.concat([Buffer.of(1), p.subarray(5)]));
+    s = await openSpool();
+    const records = await readAll(s);
+    expect(records.map((r) => [r.seq, r.count, r.payload[0]])).toEqual([
+      [1, 2, 1],
+      [2, 1, 1],
+    ]);
+    expect(records.flatMap((r) => plain(r.points))).toEqual(plain([point(1), point(2), point(3)]));
+    expect(log.lines.filter((l) => l.level !== 'info')).toEqual([]);
+  });
+
+  it('skips, with an error, records of an unknown format or whose points do not decode', async () => {
+    let s = await openSpool();
+    await appendEach(s, 1, 3);
+    await s.close();
+    const [name] = await segments();
+    let i = 0;
+    await rewritePayloads(join(dir, name!), (p) => {
+      i++;
+      if (i === 1) return Buffer.concat([Buffer.of(9), p.subarray(1)]); // a format from elsewhere
+      if (i === 2) return Buffer.concat([p.subarray(0, 5), Buffer.from('[["air_quality"')]);
+      return p;
+    });
+    s = await openSpool();
+    const records = await readAll(s);
+    // the unknown format is known at read time; bad JSON behind a good header when decoded
+    expect(records.map((r) => r.seq)).toEqual([2, 3]);
+    expect(records[0]!.points).toEqual([]);
+    expect(records[1]!.points.map((p) => p.fields.seq)).toEqual([3]);
+    const errors = log.lines.filter((l) => l.level === 'error');
+    expect(errors.map((e) => [e.msg, e.obj.seq])).toEqual([
+      ['undecodable spool record skipped', 1],
+      ['undecodable spool record skipped', 2],
+    ]);
   });
 
   it('refuses a point it cannot store faithfully instead of writing something else', async () => {

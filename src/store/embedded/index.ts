@@ -17,6 +17,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { ERR_BAD_PARAM, type TaihuError } from '../../errors.js';
+import { packPayloads } from '../../spool/codec.js';
 import { checkAggregateQuery } from '../check-query.js';
 import type { AggregateQuery, AggregateSeries, MeasurementInfo, Point, Store } from '../types.js';
 import type { Tables } from './engine.js';
@@ -106,6 +107,17 @@ class EmbeddedStore implements Store {
     const writer = this.#liveWriter();
     await writer.ready;
     await writer.thread.call({ op: 'write', points });
+  }
+
+  prepareWriteEncoded(payloads: readonly Uint8Array[], count: number): () => Promise<void> {
+    if (count === 0) return () => Promise.resolve();
+    const packed = packPayloads(payloads);
+    return async () => {
+      if (this.#tables === undefined) throw refused('write before open() or after close()');
+      const writer = this.#liveWriter();
+      await writer.ready;
+      await writer.thread.call({ op: 'writeEncoded', packed });
+    };
   }
 
   async aggregate(q: AggregateQuery): Promise<AggregateSeries[]> {

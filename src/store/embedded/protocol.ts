@@ -1,7 +1,9 @@
 /**
  * Messages between the embedded store (gateway thread) and its SQLite workers. Everything
  * crosses by structured clone: points as they are (a 5,000-point batch serialises in ~4 ms,
- * under 1 µs per point against ~25 µs for the SQLite write it saves the loop), errors as plain
+ * under 1 µs per point against ~25 µs for the SQLite write it saves the loop) or, from the
+ * drainer, still encoded as spool payloads in one buffer (one copy, decoded by the worker, so
+ * the loop neither decodes nor clones them), errors as plain
  * objects that `reviveError` turns back into `TaihuError`s, so the drainer's `retryable` test
  * and the HTTP layer's status codes see exactly what a same-thread store would throw.
  */
@@ -19,6 +21,8 @@ export interface WorkerData {
 export type Request =
   | { readonly op: 'open'; readonly tables: Tables }
   | { readonly op: 'write'; readonly points: readonly Point[] }
+  /** Spool record payloads packed by `packPayloads` (spool/codec.ts), decoded by the worker. */
+  | { readonly op: 'writeEncoded'; readonly packed: Uint8Array }
   | { readonly op: 'aggregate'; readonly query: AggregateQuery; readonly kind: FieldKind }
   | { readonly op: 'close' };
 
@@ -26,6 +30,7 @@ export type Request =
 export interface Results {
   open: undefined;
   write: undefined;
+  writeEncoded: undefined;
   aggregate: AggregateSeries[];
   close: undefined;
 }

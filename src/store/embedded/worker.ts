@@ -3,6 +3,8 @@
  * answered one at a time in the order they arrive, so writes stay in the drainer's order.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { CODES, TaihuError } from '../../errors.js';
+import { decodePacked } from '../../spool/codec.js';
 import { SqliteEngine } from './engine.js';
 import { type Reply, type Request, type WorkerData, toWire } from './protocol.js';
 
@@ -23,10 +25,28 @@ function run(req: Request): unknown {
       return engine.open(req.tables);
     case 'write':
       return engine.write(req.points);
+    case 'writeEncoded':
+      return engine.write(decodeOrRefuse(req.packed));
     case 'aggregate':
       return engine.aggregate(req.query, req.kind);
     case 'close':
       return engine.close();
+  }
+}
+
+/**
+ * A payload that does not decode is refused for good (not retried): the drainer then decodes the
+ * batch itself, which skips and logs that record and writes the rest.
+ */
+function decodeOrRefuse(packed: Uint8Array) {
+  try {
+    return decodePacked(packed);
+  } catch (err) {
+    throw new TaihuError(CODES.STORE_REFUSED, `undecodable spool payload: ${String(err)}`, {
+      statusCode: 400,
+      retryable: false,
+      cause: err,
+    });
   }
 }
 
