@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { NODE_FLAGS } from '../src/node-flags.js';
 
 /** The package root, from dist/bench/ and from bench/ alike. */
 export const ROOT = resolve(
@@ -65,7 +66,8 @@ export interface RunningGateway {
 
 export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGateway> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'taihu-bench-gw-'));
-  const nodeArgs: string[] = [];
+  // the flags every way of starting the gateway gives it
+  const nodeArgs: string[] = [...NODE_FLAGS];
   if (opts.cpuProfDir) {
     mkdirSync(opts.cpuProfDir, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);

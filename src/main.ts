@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
 /**
  * The `taihu` command: the process entry. Reads config, builds and starts the
  * gateway, handles signals, and is the only place that exits the process.

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { deriveDeviceSecret } from '../../src/registry/credentials.js';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const ENROLLMENT_KEY = 'test-enrollment-key-0123456789abcdef';
@@ -48,7 +49,7 @@ export async function startGateway(
   } = {},
 ): Promise<RunningGateway> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'taihu-test-'));
-  const child = spawn(process.execPath, [join(ROOT, 'dist/src/main.js'), 'start'], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, join(ROOT, 'dist/src/main.js'), 'start'], {
     cwd: dataDir,
     env: {
       PATH: process.env.PATH ?? '',

@@ -642,7 +642,7 @@ describe('docker/Dockerfile', () => {
   it('sets container defaults that Taihu understands', () => {
     const known = new Set(OPTIONS.map((o) => o.env));
     for (const key of Object.keys(IMAGE_ENV)) {
-      if (key === 'NODE_ENV') continue;
+      if (key === 'NODE_ENV' || key === 'NODE_OPTIONS') continue;
       expect(known.has(key), `ENV ${key} is not a Taihu option`).toBe(true);
     }
     expect(IMAGE_ENV).toMatchObject({
