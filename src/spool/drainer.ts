@@ -6,10 +6,10 @@
  * - One write in flight at a time: records reach the store in spool order, and a later point
  *   for the same series and timestamp overwrites an earlier one as it did on the device.
  * - Pipelined around that write: while batch n is in flight, batch n+1 is read, decoded and
- *   encoded (`Store#prepareWrite`), and batch n−1's checkpoint is written. A store that decodes
- *   spool payloads itself (`Store#prepareWriteEncoded`) gets them as they are on disk. Confirms follow the
- *   writes in order and never wait in the loop: a later confirm covers an earlier one, and a
- *   crash between a write and its checkpoint only replays. A serial loop left both the
+ *   encoded (`Store#prepareWrite`), and batch n−1's checkpoint is written; a store that decodes
+ *   spool payloads itself (`Store#prepareWriteEncoded`) gets them as they are on disk. Confirms
+ *   follow the writes in order and never wait in the loop: a later confirm covers an earlier
+ *   one, and a crash between a write and its checkpoint only replays. A serial loop left both the
  *   drainer and influxd idle half the time (`taihu bench drain`).
  * - Retryable failures (anything whose `retryable` is not `false`: a network error is not
  *   proof the data is bad) retry the same batch forever with exponential backoff and full
@@ -350,20 +350,25 @@ export class Drainer {
   /** Writes a batch, isolating and rejecting the points the store refuses for good. */
   async #writeBatch(batch: Batch): Promise<void> {
     const refused = await this.#writeRetrying(batch.count, batch.send);
-    if (refused !== undefined) await this.#split(batch.points(), refused);
+    if (refused === undefined) return;
+    const points = batch.points();
+    // Fewer points than the batch held: records that do not decode (the spool logged them) were
+    // what the store refused, perhaps alone; what is left is written as if it were new.
+    if (points.length < batch.count) await this.#writeAll(points);
+    else await this.#split(points, refused);
   }
 
   /** Writes `points`, isolating and rejecting the ones the store refuses for good. */
   async #writeAll(points: Point[]): Promise<void> {
+    if (points.length === 0) return;
     const refused = await this.#writeRetrying(points.length, this.#prepare(points));
     if (refused !== undefined) await this.#split(points, refused);
   }
 
   /** After `points` were refused together: writes each half, down to the refused points. */
   async #split(points: Point[], refused: TaihuError): Promise<void> {
-    if (points.length <= 1) {
-      // none: the refused batch's only record could not be decoded (logged by the spool)
-      if (points.length === 1) this.#reject(points, refused);
+    if (points.length === 1) {
+      this.#reject(points, refused);
       return;
     }
     // Halving finds k bad points among n in about 2·k·log2(n) writes; order is kept.

@@ -3,7 +3,7 @@
  * a sink failing on demand (retryable errors, Retry-After, a 400 for one bad line inside a
  * batch), which a real server cannot be made to produce at a chosen write. The spool is real.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { Drainer, type DrainerOptions } from '../../src/spool/drainer.js';
 import { decodePayload } from '../../src/spool/codec.js';
 import { Spool } from '../../src/spool/spool.js';
 import type { FieldValue, Point, Store } from '../../src/store/types.js';
+import { rewritePayloads, undecodable } from '../helpers/spool-files.js';
 
 interface Line {
   level: string;
@@ -501,6 +502,36 @@ describe('drainer with a store that decodes spool payloads itself', () => {
       { payloads: 2, count: 6 },
     ]);
     expect(d.pointsWritten).toBe(12);
+  });
+
+  it('writes the records of a refused batch that decode, once, and skips the one that does not', async () => {
+    // two records, the second undecodable: what is left is one point, which was never refused
+    for (let n = 1; n <= 2; n++) await spool.append([point(n)]);
+    await spool.close();
+    const [segment] = (await readdir(dir)).filter((f) => f.endsWith('.seg'));
+    await rewritePayloads(join(dir, segment!), (p, i) => (i === 1 ? undecodable(p) : p));
+    spool = await Spool.open(dir, { logger: log.logger, commitWindowMs: 0 });
+    const s = encodedStore();
+    const sends = s.store.prepareWriteEncoded!;
+    // as the embedded store's writer does with a payload it cannot decode
+    s.store.prepareWriteEncoded = (payloads, count) => {
+      const send = sends(payloads, count);
+      return () =>
+        send().catch(() =>
+          Promise.reject(
+            new TaihuError('TAIHU_ERR_STORE_REFUSED', 'undecodable', { retryable: false }),
+          ),
+        );
+    };
+    const rejected: Point[] = [];
+    const d = drainer(s.store, { onRejected: (points) => rejected.push(...points) });
+    d.start();
+    await until(() => spool.pendingRecords === 0);
+    expect(seqs(s.written)).toEqual([1]);
+    expect(rejected).toEqual([]);
+    expect(log.lines.filter((l) => l.level === 'error').map((l) => [l.msg, l.obj.seq])).toEqual([
+      ['undecodable spool record skipped', 2],
+    ]);
   });
 
   it('decodes a refused batch itself to find the refused point, and writes the rest', async () => {

@@ -14,9 +14,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TaihuError } from '../../src/errors.js';
 import { decodePayload } from '../../src/spool/codec.js';
-import { HEADER_BYTES, newFrame, sealFrame } from '../../src/spool/frames.js';
 import { Spool, type SpoolOptions, type SpoolState } from '../../src/spool/spool.js';
 import type { FieldValue, Point } from '../../src/store/types.js';
+import { frameOffsets, rewritePayloads, undecodable } from '../helpers/spool-files.js';
 
 interface Line {
   level: 'info' | 'warn' | 'error';
@@ -93,29 +93,6 @@ async function readAll(s: Spool) {
 
 async function segments(): Promise<string[]> {
   return (await readdir(dir)).filter((n) => n.endsWith('.seg')).sort();
-}
-
-/** Start offsets of the frames of a segment file, from their length fields. */
-function frameOffsets(bytes: Buffer): number[] {
-  const offsets: number[] = [];
-  for (let off = 0; off + 24 <= bytes.length; off += 24 + bytes.readUInt32LE(off))
-    offsets.push(off);
-  return offsets;
-}
-
-/** Rewrites every frame of a segment file with the payload `change` makes of it, resealed. */
-async function rewritePayloads(file: string, change: (payload: Buffer) => Buffer): Promise<void> {
-  const bytes = await readFile(file);
-  const out: Buffer[] = [];
-  for (const off of frameOffsets(bytes)) {
-    const n = bytes.readUInt32LE(off);
-    const payload = change(bytes.subarray(off + HEADER_BYTES, off + HEADER_BYTES + n));
-    const frame = newFrame(payload.length, bytes.readDoubleLE(off + 16));
-    payload.copy(frame, HEADER_BYTES);
-    sealFrame(frame, 0, bytes.readUInt32LE(off + 8));
-    out.push(frame);
-  }
-  await writeFile(file, Buffer.concat(out));
 }
 
 async function appendEach(s: Spool, from: number, to: number): Promise<void> {
@@ -509,11 +486,9 @@ describe('spool', () => {
     await appendEach(s, 1, 3);
     await s.close();
     const [name] = await segments();
-    let i = 0;
-    await rewritePayloads(join(dir, name!), (p) => {
-      i++;
-      if (i === 1) return Buffer.concat([Buffer.of(9), p.subarray(1)]); // a format from elsewhere
-      if (i === 2) return Buffer.concat([p.subarray(0, 5), Buffer.from('[["air_quality"')]);
+    await rewritePayloads(join(dir, name!), (p, i) => {
+      if (i === 0) return Buffer.concat([Buffer.of(9), p.subarray(1)]); // a format from elsewhere
+      if (i === 1) return undecodable(p);
       return p;
     });
     s = await openSpool();
