@@ -143,20 +143,32 @@ export function payloadCount(payload: Uint8Array): number | undefined {
   if (format === CODEC_JSON_V1) return undefined;
   if (format !== CODEC_JSON_V2) throw new Error(`unknown record format ${String(format)}`);
   if (payload.length < V2_HEADER_BYTES + 2) throw new Error('format 2 record too short');
-  const count = Buffer.from(payload.buffer, payload.byteOffset, payload.length).readUInt32LE(1);
+  const count = u32(payload, 1);
   if (count < 1) throw new Error('format 2 record holds no points');
   return count;
 }
 
+/** The u32 LE at `at`, read without making a Buffer view (one per record adds up when draining). */
+function u32(b: Uint8Array, at: number): number {
+  return (
+    ((b[at] as number) | ((b[at + 1] as number) << 8) | ((b[at + 2] as number) << 16)) +
+    (b[at + 3] as number) * 0x1000000
+  );
+}
+
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.length);
+}
+
 /** Decodes a payload of either format (format byte first) into its points. */
 export function decodePayload(payload: Uint8Array): Point[] {
-  const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.length);
+  const buf = asBuffer(payload);
   const format = buf[0];
   if (format === CODEC_JSON_V1) return decodePoints(buf.toString('utf8', 1));
   if (format !== CODEC_JSON_V2) throw new Error(`unknown record format ${String(format)}`);
   const points = decodePoints(buf.toString('utf8', V2_HEADER_BYTES));
-  if (points.length !== buf.readUInt32LE(1)) {
-    throw new Error(`record says ${buf.readUInt32LE(1)} points and holds ${points.length}`);
+  if (points.length !== u32(buf, 1)) {
+    throw new Error(`record says ${u32(buf, 1)} points and holds ${points.length}`);
   }
   return points;
 }
@@ -180,7 +192,7 @@ export function packPayloads(payloads: readonly Uint8Array[]): Uint8Array {
 
 /** The points of every payload in a `packPayloads` buffer, in order. */
 export function decodePacked(packed: Uint8Array): Point[] {
-  const buf = Buffer.from(packed.buffer, packed.byteOffset, packed.length);
+  const buf = asBuffer(packed);
   const points: Point[] = [];
   for (let at = 0; at < buf.length;) {
     if (at + 4 > buf.length) throw new Error('packed payloads: truncated length');
