@@ -17,10 +17,10 @@ import { CODES, TaihuError } from '../errors.js';
 import type { FieldValue, Point } from '../store/types.js';
 
 /** First byte of every payload; a reader refuses formats it does not know. */
-export const CODEC_JSON_V1 = 1;
-export const CODEC_JSON_V2 = 2;
+const CODEC_JSON_V1 = 1;
+const CODEC_JSON_V2 = 2;
 /** Bytes before the JSON text of a format 2 payload: the format byte and the count. */
-export const V2_HEADER_BYTES = 5;
+const V2_HEADER_BYTES = 5;
 
 type Reading = (number | string | FieldValue)[];
 type Series = (string | Reading)[];

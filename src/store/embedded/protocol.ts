@@ -3,9 +3,9 @@
  * crosses by structured clone: points as they are (a 5,000-point batch serialises in ~4 ms,
  * under 1 µs per point against ~25 µs for the SQLite write it saves the loop) or, from the
  * drainer, still encoded as spool payloads in one buffer (one copy, decoded by the worker, so
- * the loop neither decodes nor clones them), errors as plain
- * objects that `reviveError` turns back into `TaihuError`s, so the drainer's `retryable` test
- * and the HTTP layer's status codes see exactly what a same-thread store would throw.
+ * the loop neither decodes nor clones them); errors as plain objects that `reviveError` turns
+ * back into `TaihuError`s, so the drainer's `retryable` test and the HTTP layer's status codes
+ * see exactly what a same-thread store would throw.
  */
 import { TaihuError } from '../../errors.js';
 import type { AggregateQuery, AggregateSeries, FieldKind, Point } from '../types.js';
