@@ -160,14 +160,23 @@ function asBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.length);
 }
 
-/** Decodes a payload of either format (format byte first) into its points. */
-export function decodePayload(payload: Uint8Array): Point[] {
+/**
+ * The JSON text of a payload of either format (format byte first), as `encodePoints` wrote it:
+ * for a reader that turns it into something other than points (line protocol).
+ */
+export function payloadJson(payload: Uint8Array): string {
   const buf = asBuffer(payload);
   const format = buf[0];
-  if (format === CODEC_JSON_V1) return decodePoints(buf.toString('utf8', 1));
+  if (format === CODEC_JSON_V1) return buf.toString('utf8', 1);
   if (format !== CODEC_JSON_V2) throw new Error(`unknown record format ${String(format)}`);
-  const points = decodePoints(buf.toString('utf8', V2_HEADER_BYTES));
-  if (points.length !== u32(buf, 1)) {
+  return buf.toString('utf8', V2_HEADER_BYTES);
+}
+
+/** Decodes a payload of either format (format byte first) into its points. */
+export function decodePayload(payload: Uint8Array): Point[] {
+  const points = decodePoints(payloadJson(payload));
+  const buf = asBuffer(payload);
+  if (buf[0] === CODEC_JSON_V2 && points.length !== u32(buf, 1)) {
     throw new Error(`record says ${u32(buf, 1)} points and holds ${points.length}`);
   }
   return points;

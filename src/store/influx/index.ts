@@ -23,7 +23,13 @@ import {
   statementSeries,
   toAggregateSeries,
 } from './influxql.js';
-import { compileMeasurement, encodePoints, type MeasurementEncoder } from './line-protocol.js';
+import { payloadJson } from '../../spool/codec.js';
+import {
+  compileMeasurement,
+  encodePoints,
+  encodeSpoolJson,
+  type MeasurementEncoder,
+} from './line-protocol.js';
 
 export { INFLUX_CODES, InfluxStoreError } from './errors.js';
 
@@ -149,7 +155,36 @@ class InfluxStore implements Store {
     } catch (err) {
       return () => Promise.reject(err);
     }
-    const op = `write of ${points.length} points`;
+    return this.#sender(body, points.length);
+  }
+
+  prepareWriteEncoded(payloads: readonly Uint8Array[], count: number): () => Promise<void> {
+    const encoders = this.#encoders;
+    if (encoders === undefined) {
+      return () =>
+        this.#encoders === undefined
+          ? Promise.reject(closedError('write'))
+          : this.prepareWriteEncoded(payloads, count)();
+    }
+    if (count === 0) return () => Promise.resolve();
+    let body: string;
+    try {
+      body = encodeSpoolJson(payloads.map(payloadJson), encoders);
+    } catch (err) {
+      // refused for good either way: the drainer then decodes the records itself, skipping
+      // one that does not decode and finding the point the store cannot take
+      const e =
+        err instanceof InfluxStoreError
+          ? err
+          : refused(`undecodable spool payload: ${String(err)}`);
+      return () => Promise.reject(e);
+    }
+    return this.#sender(body, count);
+  }
+
+  /** Sends a line-protocol body; again on each call (a retry). */
+  #sender(body: string, points: number): () => Promise<void> {
+    const op = `write of ${points} points`;
     return async () => {
       // closed since it was prepared: retryable, the points stay in the spool
       if (this.#encoders === undefined) throw closedError('write');
