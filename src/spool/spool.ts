@@ -116,22 +116,26 @@ class ReadRecord implements SpoolRecord {
   readonly count: number;
   readonly payload: Buffer;
   #points: Point[] | undefined;
-  readonly #undecodable: (err: unknown) => void;
+  /** Where it was read, for the log line if it does not decode. */
+  readonly #log: SpoolLogger;
+  readonly #file: string;
+  readonly #offset: number;
 
   constructor(
-    seq: number,
-    appendedAt: number,
+    fr: FrameReader,
     payload: Buffer,
     count: number,
     points: Point[] | undefined,
-    undecodable: (err: unknown) => void,
+    log: SpoolLogger,
   ) {
-    this.seq = seq;
-    this.appendedAt = appendedAt;
+    this.seq = fr.seq;
+    this.appendedAt = fr.appendedAt;
     this.payload = payload;
     this.count = count;
     this.#points = points;
-    this.#undecodable = undecodable;
+    this.#log = log;
+    this.#file = fr.path;
+    this.#offset = fr.offset;
   }
 
   get points(): Point[] {
@@ -140,7 +144,7 @@ class ReadRecord implements SpoolRecord {
         this.#points = decodePayload(this.payload);
       } catch (err) {
         // Its checksum held, so the writer wrote it so: skipped, as at read time, never retried.
-        this.#undecodable(err);
+        logUndecodable(this.#log, err, this.#file, this.#offset, this.seq);
         this.#points = [];
       }
     }
@@ -712,7 +716,7 @@ export class Spool {
         const seq = fr.seq;
         if (seq > this.#rExpect) this.#lost(seg.path, fr.offset, seq);
         if (seq > this.#deliveredSeq) {
-          const record = this.#record(fr, seg);
+          const record = this.#record(fr);
           this.#deliveredSeq = seq;
           if (record !== undefined) {
             records.push(record);
@@ -778,21 +782,16 @@ export class Spool {
   }
 
   /** The frame as a record, its points left encoded when its header says how many. */
-  #record(fr: FrameReader, seg: Segment): SpoolRecord | undefined {
+  #record(fr: FrameReader): SpoolRecord | undefined {
     // A view into the reader's chunk, which is never reused: valid as long as the record.
     const payload = fr.payload();
-    const where = { file: seg.path, offset: fr.offset, seq: fr.seq };
-    const undecodable = (err: unknown): void =>
-      this.#log.error({ err, ...where }, 'undecodable spool record skipped');
     try {
       const count = payloadCount(payload);
-      if (count !== undefined) {
-        return new ReadRecord(fr.seq, fr.appendedAt, payload, count, undefined, undecodable);
-      }
+      if (count !== undefined) return new ReadRecord(fr, payload, count, undefined, this.#log);
       const points = decodePayload(payload);
-      return new ReadRecord(fr.seq, fr.appendedAt, payload, points.length, points, undecodable);
+      return new ReadRecord(fr, payload, points.length, points, this.#log);
     } catch (err) {
-      undecodable(err);
+      logUndecodable(this.#log, err, fr.path, fr.offset, fr.seq);
       return undefined;
     }
   }
@@ -980,6 +979,16 @@ function resolveOptions(o: SpoolOptions): Resolved {
     commitWindowMs,
     maxWaitMs,
   };
+}
+
+function logUndecodable(
+  log: SpoolLogger,
+  err: unknown,
+  file: string,
+  offset: number,
+  seq: number,
+): void {
+  log.error({ err, file, offset, seq }, 'undecodable spool record skipped');
 }
 
 function encodeFrame(points: readonly Point[]): Buffer {
