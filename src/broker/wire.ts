@@ -13,8 +13,14 @@
  *   (§1.5.3: a receiver MAY close the connection on them);
  * - the CONNECT MUSTs Aedes does not enforce: Will QoS 3 [MQTT-3.1.2-14], password flag
  *   without user name flag [MQTT-3.1.2-22], a Will topic with wildcards [MQTT-3.3.2-2];
- * - packet identifier 0 on PUBLISH QoS 1/2, SUBSCRIBE, UNSUBSCRIBE [MQTT-2.3.1-1];
- *   SUBSCRIBE/UNSUBSCRIBE without a topic filter [MQTT-3.8.3-3] [MQTT-3.10.3-2];
+ * - packet identifier 0 on PUBLISH QoS 1/2, SUBSCRIBE, UNSUBSCRIBE, PUBACK, PUBREC, PUBREL,
+ *   PUBCOMP [MQTT-2.3.1-1]; SUBSCRIBE/UNSUBSCRIBE without a topic filter [MQTT-3.8.3-3]
+ *   [MQTT-3.10.3-2]; DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2];
+ * - packets whose length their type fixes (§3.4-§3.7: 2; §3.12, §3.14: 0) and that say
+ *   otherwise are malformed [MQTT-4.8.0-1];
+ * - a CONNECT of MQTT 3.1.1 or 3.1 with a protocol level this broker does not speak gets
+ *   CONNACK 0x01 and the connection closes [MQTT-3.1.2-2]; another protocol name closes
+ *   at once [MQTT-3.1.2-1];
  * - topic names and filters of at most MAX_TOPIC_BYTES bytes and MAX_TOPIC_LEVELS levels.
  *
  * Payload bytes are skipped by arithmetic, never copied; a PUBLISH costs one pass over
@@ -47,8 +53,22 @@ export interface WireLimits {
 // Packet types (§2.2.1).
 const CONNECT = 1;
 const PUBLISH = 3;
+const PUBACK = 4;
+const PUBREC = 5;
+const PUBREL = 6;
+const PUBCOMP = 7;
 const SUBSCRIBE = 8;
 const UNSUBSCRIBE = 10;
+const PINGREQ = 12;
+const DISCONNECT = 14;
+const PACKET_NAMES: Readonly<Record<number, string>> = {
+  [PUBACK]: 'PUBACK',
+  [PUBREC]: 'PUBREC',
+  [PUBREL]: 'PUBREL',
+  [PUBCOMP]: 'PUBCOMP',
+  [PINGREQ]: 'PINGREQ',
+  [DISCONNECT]: 'DISCONNECT',
+};
 /** Types a client may send: CONNECT, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT. */
 const FROM_CLIENT = 0b0101_0101_1111_1010;
 /** Required fixed-header flags by type (§2.2.2): 0010 for PUBREL, SUBSCRIBE, UNSUBSCRIBE. */
@@ -67,6 +87,17 @@ function violation(message: string): TaihuError {
   return new TaihuError(ERR_MQTT_PROTOCOL, message, { statusCode: 400 });
 }
 
+/** A refusal the protocol answers before closing: the bytes to send, and why. */
+export interface Answered {
+  readonly reply: Buffer;
+  readonly message: string;
+}
+
+/** CONNACK, return code 0x01 "unacceptable protocol level" (§3.2.2.3). */
+const CONNACK_UNACCEPTABLE_LEVEL = Buffer.from([0x20, 0x02, 0x00, 0x01]);
+/** How long an answered refusal may take to reach the peer before the socket is dropped. */
+const ANSWER_FLUSH_MS = 1000;
+
 export class MqttWire extends Duplex {
   readonly peer: Peer;
   readonly #inner: Duplex;
@@ -79,6 +110,8 @@ export class MqttWire extends Duplex {
   /** When the throttle ends, performance.now() ms. */
   #throttleUntil = 0;
   #wantsData = true;
+  /** A refusal is being answered: nothing more is read or passed on. */
+  #answering = false;
 
   // Packet boundary state.
   #stage = Stage.Header;
@@ -162,15 +195,32 @@ export class MqttWire extends Duplex {
   }
 
   #onData(chunk: Buffer): void {
+    if (this.#answering) return;
     const problem = this.#scan(chunk);
-    if (problem !== undefined) {
+    if (typeof problem === 'string') {
       this.destroy(violation(problem));
+      return;
+    }
+    if (problem !== undefined) {
+      this.#answer(problem);
       return;
     }
     if (!this.push(chunk)) {
       this.#wantsData = false;
       this.#inner.pause();
     }
+  }
+
+  /** Sends the refusal's answer, then closes; nothing more reaches Aedes. */
+  #answer(a: Answered): void {
+    this.#answering = true;
+    this.#inner.pause();
+    const err = violation(a.message);
+    const drop = setTimeout(() => this.destroy(err), ANSWER_FLUSH_MS);
+    this.#inner.end(a.reply, () => {
+      clearTimeout(drop);
+      this.destroy(err);
+    });
   }
 
   override _read(): void {
@@ -210,8 +260,8 @@ export class MqttWire extends Duplex {
     cb(err);
   }
 
-  /** Follows packet boundaries through one chunk; a message when the connection must close. */
-  #scan(chunk: Buffer): string | undefined {
+  /** Follows packet boundaries through one chunk; what is wrong when the connection must close. */
+  #scan(chunk: Buffer): string | Answered | undefined {
     const n = chunk.length;
     let i = 0;
     while (i < n) {
@@ -242,6 +292,9 @@ export class MqttWire extends Duplex {
           return type === PUBLISH
             ? 'PUBLISH with QoS 3 [MQTT-3.3.1-4]'
             : `packet type ${type} with reserved flags ${b & 0x0f} [MQTT-2.2.2-2]`;
+        }
+        if (type === PUBLISH && (b & 0x0e) === 0x08) {
+          return 'PUBLISH with QoS 0 and DUP set [MQTT-3.3.1-2]';
         }
         this.#first = b;
         this.#length = 0;
@@ -275,7 +328,8 @@ export class MqttWire extends Duplex {
 
   /** Sets how many leading body bytes the new packet's inspection needs. */
   #begin(): string | undefined {
-    switch (this.#first >> 4) {
+    const type = this.#first >> 4;
+    switch (type) {
       case CONNECT:
       case SUBSCRIBE:
       case UNSUBSCRIBE:
@@ -287,6 +341,24 @@ export class MqttWire extends Duplex {
         if (this.#length < 2) return 'PUBLISH without a topic name [MQTT-3.3.2-1]';
         this.#want = 2;
         return undefined;
+      case PUBACK:
+      case PUBREC:
+      case PUBREL:
+      case PUBCOMP:
+        // §3.4.1, §3.5.1, §3.6.1, §3.7.1: Remaining Length 2, the packet identifier.
+        if (this.#length !== 2) {
+          return `${PACKET_NAMES[type]} with Remaining Length ${this.#length}, not 2 [MQTT-4.8.0-1]`;
+        }
+        this.#want = 2;
+        return undefined;
+      case PINGREQ:
+      case DISCONNECT:
+        // §3.12.3, §3.14.3: no variable header, no payload.
+        if (this.#length !== 0) {
+          return `${PACKET_NAMES[type]} with ${this.#length} bytes after its fixed header [MQTT-4.8.0-1]`;
+        }
+        this.#want = 0;
+        return undefined;
       default:
         this.#want = 0;
         return undefined;
@@ -297,13 +369,13 @@ export class MqttWire extends Duplex {
    * Feeds body bytes [i, i+take) to the inspection. The common case — the bytes it needs
    * are all in this chunk — is inspected in place; otherwise they are gathered first.
    */
-  #inspect(chunk: Buffer, i: number, take: number): string | undefined {
+  #inspect(chunk: Buffer, i: number, take: number): string | Answered | undefined {
     let off = i;
     let left = take;
     while (this.#want !== 0) {
       if (this.#captured === 0 && left >= this.#want) {
         const r = inspectPacket(this.#first, chunk, off, left, this.#length);
-        if (typeof r === 'string') return r;
+        if (typeof r !== 'number') return r;
         this.#want = r;
         if (r === 0) return undefined;
       }
@@ -327,7 +399,7 @@ export class MqttWire extends Duplex {
         this.#captured,
         this.#length,
       );
-      if (typeof r === 'string') return r;
+      if (typeof r !== 'number') return r;
       this.#want = r;
     }
     this.#capture = undefined;
@@ -338,7 +410,8 @@ export class MqttWire extends Duplex {
 
 /**
  * Checks the first `avail` body bytes of a packet (starting at `start`); returns 0 when
- * done, the number of leading body bytes it needs when more than `avail`, or what is wrong.
+ * done, the number of leading body bytes it needs when more than `avail`, or what is wrong
+ * (with the answer to send first, for the refusals the protocol answers).
  */
 export function inspectPacket(
   first: number,
@@ -346,8 +419,17 @@ export function inspectPacket(
   start: number,
   avail: number,
   length: number,
-): number | string {
-  switch (first >> 4) {
+): number | string | Answered {
+  const type = first >> 4;
+  switch (type) {
+    case PUBACK:
+    case PUBREC:
+    case PUBREL:
+    case PUBCOMP:
+      if (avail < 2) return 2;
+      return buf.readUInt16BE(start) === 0
+        ? `${PACKET_NAMES[type]} with packet identifier 0 [MQTT-2.3.1-1]`
+        : 0;
     case PUBLISH:
       return inspectPublish(first, buf, start, avail, length);
     case CONNECT:
@@ -389,15 +471,24 @@ function fieldEnd(buf: Buffer, p: number, end: number): number {
   return e > end ? -1 : e;
 }
 
-function inspectConnect(buf: Buffer, start: number, end: number): number | string {
+function inspectConnect(buf: Buffer, start: number, end: number): number | string | Answered {
   let p = start;
   const nameEnd = fieldEnd(buf, p, end);
   if (nameEnd < 0 || nameEnd + 4 > end) return 'CONNECT too short for its variable header';
   const name = buf.toString('latin1', p + 2, nameEnd);
   const level = buf[nameEnd] as number;
-  // MQTT 3.1 ("MQIsdp", 3) and 3.1.1 ("MQTT", 4) share this layout. Anything else is
-  // answered by Aedes with CONNACK 0x01 [MQTT-3.1.2-2] or refused by mqtt-packet.
-  if (!((name === 'MQTT' && level === 4) || (name === 'MQIsdp' && level === 3))) return 0;
+  // MQTT 3.1 ("MQIsdp", 3) and 3.1.1 ("MQTT", 4) share this layout and are what this broker
+  // speaks. Another level of a name it knows (MQTT 5 is "MQTT" 5) is answered before
+  // mqtt-packet, which would close without a word on levels it does not parse.
+  if (name !== 'MQTT' && name !== 'MQIsdp') {
+    return `protocol name ${JSON.stringify(name)} is not MQTT [MQTT-3.1.2-1]`;
+  }
+  if (level !== (name === 'MQTT' ? 4 : 3)) {
+    return {
+      reply: CONNACK_UNACCEPTABLE_LEVEL,
+      message: `protocol level ${level} of ${name} is not supported (3.1.1 is "MQTT" 4, 3.1 is "MQIsdp" 3) [MQTT-3.1.2-2]`,
+    };
+  }
   const flags = buf[nameEnd + 1] as number;
   p = nameEnd + 4;
   if (flags & 0x01) return 'CONNECT reserved flag is not 0 [MQTT-3.1.2-3]';

@@ -240,6 +240,24 @@ describe('MqttWire', () => {
       /user name: .*UTF-8/,
     ],
     ['PUBLISH QoS 1 with packet id 0', [CONNECT, PUB({ messageId: 0 })], /MQTT-2.3.1-1/],
+    ['PUBLISH QoS 0 with DUP set', [CONNECT, Buffer.from([0x38, 3, 0, 1, 0x61])], /MQTT-3.3.1-2/],
+    ['a PUBACK of 3 bytes', [CONNECT, Buffer.from([0x40, 3, 0, 1, 0])], /PUBACK .* not 2/],
+    ['a PUBACK of 1 byte', [CONNECT, Buffer.from([0x40, 1, 0])], /PUBACK .* not 2/],
+    ['a PUBREC of 0 bytes', [CONNECT, Buffer.from([0x50, 0])], /PUBREC .* not 2/],
+    ['a PUBCOMP of 4 bytes', [CONNECT, Buffer.from([0x70, 4, 0, 1, 0, 0])], /PUBCOMP .* not 2/],
+    ['a PUBREL of 3 bytes', [CONNECT, Buffer.from([0x62, 3, 0, 1, 0])], /PUBREL .* not 2/],
+    ['a PUBREL with flags 0000', [CONNECT, Buffer.from([0x60, 2, 0, 1])], /MQTT-2.2.2-2/],
+    ['a PUBACK with packet id 0', [CONNECT, Buffer.from([0x40, 2, 0, 0])], /MQTT-2.3.1-1/],
+    ['a PUBREC with packet id 0', [CONNECT, Buffer.from([0x50, 2, 0, 0])], /MQTT-2.3.1-1/],
+    ['a PUBREL with packet id 0', [CONNECT, Buffer.from([0x62, 2, 0, 0])], /MQTT-2.3.1-1/],
+    ['a PUBCOMP with packet id 0', [CONNECT, Buffer.from([0x70, 2, 0, 0])], /MQTT-2.3.1-1/],
+    ['a PINGREQ with a payload', [CONNECT, Buffer.from([0xc0, 1, 0])], /PINGREQ with 1 bytes/],
+    ['a DISCONNECT with a payload', [CONNECT, Buffer.from([0xe0, 2, 0, 0])], /DISCONNECT with 2/],
+    [
+      'a protocol name that is not MQTT',
+      [connectPacket({ clientId: 'a', protocolName: 'MQTX' })],
+      /MQTT-3.1.2-1/,
+    ],
     ['PUBLISH QoS 2 with packet id 0', [CONNECT, PUB({ qos: 2, messageId: 0 })], /MQTT-2.3.1-1/],
     [
       'a PUBLISH topic with a lone surrogate',
@@ -282,10 +300,38 @@ describe('MqttWire', () => {
     expect(r.out.length).toBe(0);
   });
 
-  it('lets MQTT 5 and unknown protocol levels through for Aedes to answer with CONNACK 0x01', async () => {
-    const v5 = connectPacket({ clientId: 'a', level: 5 });
-    const r = await feed([v5]);
+  it.each([
+    ['MQTT 5', { level: 5 }],
+    ['an unknown level of MQTT', { level: 7 }],
+    ['MQTT with the 3.1 level', { level: 3 }],
+    ['MQIsdp with the 3.1.1 level', { protocolName: 'MQIsdp', level: 4 }],
+  ])(
+    'answers %s with CONNACK 0x01 and closes, passing nothing on [MQTT-3.1.2-2]',
+    async (_name, fields) => {
+      const inner = new PassThrough();
+      const wire = new MqttWire(inner, { address: '127.0.0.1' }, { maxPacketBytes: LIMIT });
+      const out: Buffer[] = [];
+      const sent: Buffer[] = [];
+      let error: (Error & { code?: string }) | undefined;
+      wire.on('data', (b: Buffer) => out.push(b));
+      wire.on('error', (e) => (error = e));
+      inner.on('data', (b: Buffer) => sent.push(b));
+      inner.write(connectPacket({ clientId: 'a', ...fields }));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(Buffer.concat(out).length).toBe(0);
+      // PassThrough echoes what was written to it: the CONNECT, then the guard's CONNACK.
+      expect(Buffer.concat(sent).subarray(-4)).toEqual(Buffer.from([0x20, 0x02, 0x00, 0x01]));
+      expect(wire.destroyed).toBe(true);
+      expect(error?.code).toBe('TAIHU_ERR_MQTT_PROTOCOL');
+      expect(error?.message).toMatch(/protocol level .* \[MQTT-3.1.2-2\]/);
+    },
+  );
+
+  it('keeps MQTT 3.1 (MQIsdp, level 3) working', async () => {
+    const v31 = connectPacket({ clientId: 'a', protocolName: 'MQIsdp', level: 3 });
+    const r = await feed([v31, PINGREQ]);
     expect(r.error).toBeUndefined();
+    expect(r.out.equals(Buffer.concat([v31, PINGREQ]))).toBe(true);
   });
 
   it('stops reading while held and resumes on release', async () => {
