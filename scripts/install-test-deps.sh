@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive: mosquitto_pub/mosquitto_sub, InfluxDB 1.x
 # (influxd), VictoriaMetrics, and Redis and HAProxy for the cluster tests. Installs only what
-# is missing; safe to run again. openssl makes the throwaway CA of the TLS tests.
+# is missing; safe to run again. openssl makes the throwaway CA of the TLS tests; Eclipse Paho
+# (python3-paho-mqtt) is a second real MQTT client, one that can connect with keepalive 0.
 # The tests start their own servers on free loopback ports with temp data dirs: the system
 # services these packages ship are never used, and must not be left running.
 set -euo pipefail
 
-PACKAGES=(mosquitto-clients influxdb victoria-metrics redis-server haproxy chromium openssl)
+PACKAGES=(mosquitto-clients influxdb victoria-metrics redis-server haproxy chromium openssl
+  python3-paho-mqtt)
 # Services of those packages, and the ports a running one would hold (influxd: HTTP and RPC;
 # redis-server: 6379; Debian's default haproxy.cfg opens no port).
 SERVICES=(influxdb victoria-metrics redis-server haproxy)

@@ -80,6 +80,8 @@ export interface Config {
   mqttAuth: 'on' | 'off';
   maxPacketBytes: number | undefined;
   mqttConnectTimeoutMs: number;
+  mqttKeepaliveZero: 'allow' | 'refuse';
+  mqttIdleTimeoutMs: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
   deviceRate: number;
@@ -320,6 +322,21 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'how long a new MQTT connection may take to send CONNECT (and a TLS handshake or WebSocket upgrade to finish)',
   },
   {
+    env: 'TAIHU_MQTT_KEEPALIVE_ZERO',
+    key: 'mqttKeepaliveZero',
+    kind: 'enum',
+    values: ['allow', 'refuse'],
+    default: 'allow',
+    doc: 'keepalive 0 (no pings, MQTT 3.1.1 §3.1.2.10): allow, watched by TCP keepalive and TAIHU_MQTT_IDLE_TIMEOUT, or refuse with CONNACK 0x02',
+  },
+  {
+    env: 'TAIHU_MQTT_IDLE_TIMEOUT',
+    key: 'mqttIdleTimeoutMs',
+    kind: 'duration',
+    default: '1h',
+    doc: 'a connection with keepalive 0 that sends nothing for this long is closed; 0 = never',
+  },
+  {
     env: 'TAIHU_MAX_CONNECTIONS',
     key: 'maxConnections',
     kind: 'int',
@@ -338,7 +355,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: 'deviceRate',
     kind: 'int',
     default: '50',
-    doc: 'messages per second a device may publish on average; excess is acknowledged but refused (RATE_LIMITED); 0 = no limit',
+    doc: 'messages per second a device may publish on average; past it, QoS 1/2 acknowledgements and reads wait for the bucket (nothing is lost) and QoS 0 excess is dropped (RATE_LIMITED); 0 = no limit',
   },
   {
     env: 'TAIHU_DEVICE_BURST',
@@ -400,6 +417,8 @@ export const CONFIG_SCHEMA = {
     mqttAuth: { enum: ['on', 'off'] },
     maxPacketBytes: { type: 'integer', minimum: 128, maximum: 268_435_455 },
     mqttConnectTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 },
+    mqttKeepaliveZero: { enum: ['allow', 'refuse'] },
+    mqttIdleTimeoutMs: { type: 'integer', minimum: 0, maximum: 86_400_000 },
     maxConnections: { type: 'integer', minimum: 0 },
     maxConnectionsPerIp: { type: 'integer', minimum: 0 },
     deviceRate: { type: 'integer', minimum: 0 },

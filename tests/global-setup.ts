@@ -25,6 +25,13 @@ export default function setup(): void {
       );
     }
   }
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import paho.mqtt.client'], { stdio: 'pipe' });
+  } catch {
+    throw new Error(
+      "Eclipse Paho for Debian's python3 is not installed; the tests need it (apt-get install python3-paho-mqtt, or run: bash scripts/test.sh)",
+    );
+  }
   execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
   execFileSync('node', ['scripts/build-web.mjs'], { stdio: 'inherit' });
 }

@@ -33,6 +33,8 @@ export type BrokerOptions = Pick<
   | 'mqttAuth'
   | 'mqttHost'
   | 'mqttConnectTimeoutMs'
+  | 'mqttKeepaliveZero'
+  | 'mqttIdleTimeoutMs'
   | 'deviceRate'
   | 'deviceBurst'
   | 'deviceMaxInflight'
@@ -52,8 +54,8 @@ export interface BrokerDeps {
   readonly enrollmentKey: string;
   readonly log: Logger;
   readonly options: Readonly<BrokerOptions>;
-  /** Counts refusals that are not recorded one by one (rate-limit floods). */
-  readonly metrics?: { rejected(type: string, code: string): void } | undefined;
+  /** Counts refusals that are not recorded one by one (QoS 0 floods), and slowed devices. */
+  readonly metrics?: { rejected(type: string, code: string): void; slowed(): void } | undefined;
   /** API keys operators log in with (operators.ts); none: no operator logins. */
   readonly operators?: OperatorKeys | undefined;
   /** A cluster's broker id, Redis emitter and persistence (cluster/backend.ts); none: in memory. */
@@ -91,6 +93,15 @@ function refuse(returnCode: number, message: string): Error & { returnCode: numb
 function willOf(client: Client): { topic: string; payload: Buffer } | undefined {
   // why: `_will` is Aedes's own field (set in handlers/connect.js before authenticate); not typed.
   return (client as unknown as { _will?: { topic: string; payload: Buffer } })._will;
+}
+
+/**
+ * Restarts Aedes's keepalive timer of a connection (1.5 × keepalive, restarted by each packet
+ * Aedes handles [MQTT-3.1.2-24]), for the time the gateway itself does not read the socket.
+ */
+function restartKeepalive(client: Client): void {
+  // why: `_keepaliveTimer` is Aedes's own field (handlers/connect.js setKeepAlive); not typed.
+  (client as unknown as { _keepaliveTimer?: NodeJS.Timeout | null })._keepaliveTimer?.refresh();
 }
 
 /** Whether a publish is the client's Will, which the broker sends for it on an unclean close. */
@@ -135,15 +146,25 @@ export function checkBrokerOptions(options: Readonly<BrokerOptions>): void {
  * CONNECT rules whose answer is a CONNACK code (Aedes lets these through, or answers
  * with a code MQTT 3.1.1 does not have).
  */
-function connectRefusal(packet: ConnectPacket): Refusal | undefined {
+function connectRefusal(
+  packet: ConnectPacket,
+  options: Pick<BrokerOptions, 'mqttKeepaliveZero'>,
+): Refusal | undefined {
   // Aedes answers an over-limit keepalive with return code 6, which MQTT 3.1.1 does not
   // define [MQTT-3.2.2-6]; like Mosquitto's max_keepalive, answer "identifier rejected".
-  // Keepalive 0 turns keepalive off, which is over any ceiling.
+  // Keepalive 0 "turns off the keep alive mechanism" (§3.1.2.10) and is legal: refused only
+  // where the fleet's operator asks every device to ping.
   const keepalive = packet.keepalive ?? 0;
-  if (keepalive === 0 || keepalive > KEEPALIVE_LIMIT_S) {
+  if (keepalive > KEEPALIVE_LIMIT_S) {
     return {
       returnCode: CONNACK.IDENTIFIER_REJECTED,
-      message: `keepalive ${keepalive} s is outside 1-${KEEPALIVE_LIMIT_S} s`,
+      message: `keepalive ${keepalive} s is over the ceiling of ${KEEPALIVE_LIMIT_S} s`,
+    };
+  }
+  if (keepalive === 0 && options.mqttKeepaliveZero === 'refuse') {
+    return {
+      returnCode: CONNACK.IDENTIFIER_REJECTED,
+      message: 'keepalive 0 is refused here (TAIHU_MQTT_KEEPALIVE_ZERO=refuse)',
     };
   }
   const clientId = packet.clientId ?? '';
@@ -201,6 +222,8 @@ export async function createBroker(deps: BrokerDeps): Promise<Aedes> {
     return who?.kind === 'device' ? activeDevice(who.deviceId) : undefined;
   };
   const admitDevice = (client: Client, device: DeviceRecord): void => {
+    // A connection the gateway stops reading for the device's rate is not a silent one.
+    if (client.conn instanceof MqttWire) client.conn.onStalled = () => restartKeepalive(client);
     identities.set(client, {
       kind: 'device',
       deviceId: device.id,
@@ -220,10 +243,48 @@ export async function createBroker(deps: BrokerDeps): Promise<Aedes> {
     reasons: [
       {
         pointer: '',
-        message: `more than ${options.deviceRate} messages/s (bursts of ${options.deviceBurst}) from this device: acknowledged, not stored (TAIHU_DEVICE_RATE, TAIHU_DEVICE_BURST)${unreported > 0 ? `; ${unreported} more refused since the previous notice` : ''}`,
+        message: `QoS 0 messages over ${options.deviceRate} messages/s (bursts of ${options.deviceBurst}) from this device are dropped, not stored (TAIHU_DEVICE_RATE, TAIHU_DEVICE_BURST; QoS 1 is slowed instead, never dropped)${unreported > 0 ? `; ${unreported} more dropped since the previous notice` : ''}`,
       },
     ],
   });
+
+  /** Devices slowed for their rate since the last log line about them, by id. */
+  const slowedSince = new Map<string, number>();
+  /** One info line per device per RATE_REPORT_EVERY_MS while it is being slowed. */
+  function slowed(deviceId: string): void {
+    const now = performance.now();
+    const last = slowedSince.get(deviceId);
+    if (last !== undefined && now - last < RATE_REPORT_EVERY_MS) return;
+    if (slowedSince.size > 10_000) slowedSince.clear();
+    slowedSince.set(deviceId, now);
+    log.info(
+      { deviceId, rate: options.deviceRate, burst: options.deviceBurst },
+      'device over its message rate: acknowledgements held back, nothing dropped',
+    );
+  }
+
+  /**
+   * Acknowledges at `ackAt` (performance.now() ms), not before. The gateway stopped reading
+   * the device meanwhile, so the device's keepalive timer is restarted with the ack: its
+   * packets are waiting in TCP, it has not gone silent.
+   */
+  function ackWhenDue(
+    client: Client,
+    ackAt: number,
+    done: (err: Error | null) => void,
+    err: Error | null,
+  ): void {
+    const left = ackAt - performance.now();
+    if (left < 1) {
+      restartKeepalive(client);
+      done(err);
+      return;
+    }
+    setTimeout(() => {
+      restartKeepalive(client);
+      done(err);
+    }, left);
+  }
 
   /**
    * A flood must not flush other devices' records out of the rejection log or echo one
@@ -251,8 +312,13 @@ export async function createBroker(deps: BrokerDeps): Promise<Aedes> {
     maxTopicLevels: MAX_TOPIC_LEVELS,
 
     preConnect(client, packet, done) {
-      const refusal = connectRefusal(packet);
+      const refusal = connectRefusal(packet, options);
       if (refusal) refusals.set(client, refusal);
+      else if (packet.keepalive === 0 && options.mqttIdleTimeoutMs > 0) {
+        // A connection without keepalive still gets a silence ceiling: Aedes's own keepalive
+        // timer (1.5 × keepalive + 1 ms, restarted by every packet) set to the idle timeout.
+        packet.keepalive = options.mqttIdleTimeoutMs / 1500;
+      }
       done(null, true);
     },
 
@@ -346,25 +412,41 @@ export async function createBroker(deps: BrokerDeps): Promise<Aedes> {
       }
       const payload = packet.payload as Buffer;
       const slot = who.slot;
+      const wire = client.conn instanceof MqttWire ? client.conn : undefined;
+      // When the acknowledgement may go: 0 = as soon as the message is handled.
+      let ackAt = 0;
       // The Will is sent by the broker at disconnect, not by the device now: no limits.
-      const will = isWill(client, packet);
-      if (!will && !limiter.take(slot, performance.now())) {
-        refuseOverRate(device, packet.topic, payload, slot);
-        // and read its socket no faster than its rate: each refused message adds the time it
-        // would have taken at that rate (at most a full bucket's refill) before the next read;
-        // what it sends meanwhile waits in TCP
-        if (client.conn instanceof MqttWire) {
-          client.conn.throttle(1000 / options.deviceRate, throttleMaxMs);
+      if (!isWill(client, packet)) {
+        const now = performance.now();
+        if (packet.qos === 0) {
+          if (!limiter.take(slot, now)) {
+            refuseOverRate(device, packet.topic, payload, slot);
+            // and read its socket no faster than its rate: each refused message adds the time
+            // it would have taken at that rate (at most a full bucket's refill) before the next
+            // read; what it sends meanwhile waits in TCP
+            wire?.throttle(1000 / options.deviceRate, throttleMaxMs);
+            return done(null);
+          }
+        } else {
+          // A QoS 1/2 message over the rate is never refused (DESIGN §6): it is handled, and
+          // its acknowledgement and the next read of the socket wait until the device is back
+          // within its rate. TCP and the device's in-flight window carry the backpressure.
+          const wait = limiter.borrow(slot, now);
+          if (wait > 0) {
+            ackAt = now + wait;
+            wire?.pauseUntil(ackAt);
+            deps.metrics?.slowed();
+            slowed(device.id);
+          }
         }
-        return done(null);
       }
-      if (topic.kind === 'status') return done(status(device, packet.topic, payload));
+      const ack = ackAt === 0 ? done : (err: Error | null) => ackWhenDue(client, ackAt, done, err);
+      if (topic.kind === 'status') return ack(status(device, packet.topic, payload));
       const pending = deps.ingest().telemetry(device, packet.topic, payload);
-      if (!pending) return done(null);
+      if (!pending) return ack(null);
       // In-flight limit: past it, stop reading this connection until acks catch up. Not
       // refusing: the ack is late because the gateway is, and DESIGN §6 wants devices to
       // slow down (backpressure), never to have acknowledged messages dropped.
-      const wire = client.conn instanceof MqttWire ? client.conn : undefined;
       slot.inflight++;
       if (wire && !wire.held && limiter.full(slot)) {
         wire.hold();
@@ -373,15 +455,13 @@ export async function createBroker(deps: BrokerDeps): Promise<Aedes> {
           'in-flight limit: reading paused',
         );
       }
+      const settle = (err: Error | null) => {
+        if (--slot.inflight <= releaseBelow) wire?.release();
+        done(err);
+      };
       pending.then(
-        () => {
-          if (--slot.inflight <= releaseBelow) wire?.release();
-          done(null);
-        },
-        (err: Error) => {
-          if (--slot.inflight <= releaseBelow) wire?.release();
-          done(err);
-        },
+        () => (ackAt === 0 ? settle(null) : ackWhenDue(client, ackAt, settle, null)),
+        (err: Error) => (ackAt === 0 ? settle(err) : ackWhenDue(client, ackAt, settle, err)),
       );
     },
 

@@ -87,7 +87,8 @@ export class DeviceSlot {
 
 /**
  * Per-device token buckets. A message costs one token; tokens come back at `rate` per
- * second up to `burst`. Measured per message: one Map lookup is saved by keeping the slot
+ * second up to `burst`. QoS 0 excess is refused (`take`); QoS 1/2 excess borrows (`borrow`)
+ * and waits, so an acknowledged message is never one dropped for the rate. Measured per message: one Map lookup is saved by keeping the slot
  * on the connection; `take` itself is a few arithmetic operations (~10 ns).
  */
 export class DeviceLimiter {
@@ -115,15 +116,32 @@ export class DeviceLimiter {
     this.#slots.delete(deviceId);
   }
 
-  /** Spends a token; false when the device is over its rate. */
+  /** Spends a token; false (nothing spent) when the device is over its rate. For QoS 0. */
   take(s: DeviceSlot, now: number): boolean {
     if (this.#perMs === 0) return true;
-    const refilled = s.tokens + (now - s.at) * this.#perMs;
-    s.tokens = refilled > this.limits.burst ? this.limits.burst : refilled;
-    s.at = now;
+    this.#refill(s, now);
     if (s.tokens < 1) return false;
     s.tokens -= 1;
     return true;
+  }
+
+  /**
+   * Spends a token even when the bucket has none, going into debt; returns how many ms from
+   * `now` until the debt is paid back (0 within the rate). For QoS 1/2, whose messages are
+   * never refused for the rate: their acknowledgement waits that long instead. Later
+   * messages borrow after earlier ones, so their waits never end before earlier waits.
+   */
+  borrow(s: DeviceSlot, now: number): number {
+    if (this.#perMs === 0) return 0;
+    this.#refill(s, now);
+    s.tokens -= 1;
+    return s.tokens >= 0 ? 0 : -s.tokens / this.#perMs;
+  }
+
+  #refill(s: DeviceSlot, now: number): void {
+    const refilled = s.tokens + (now - s.at) * this.#perMs;
+    s.tokens = refilled > this.limits.burst ? this.limits.burst : refilled;
+    s.at = now;
   }
 
   /** Whether another message may be held for its acknowledgement. */

@@ -100,6 +100,9 @@ function gateSockets(server: NetServer, opts: ListenOptions, pending: Pending): 
       socket.destroy();
       return;
     }
+    // Dead peers of connections without MQTT keepalive (keepalive 0) are found by TCP's
+    // probes: one empty segment per idle TCP_KEEPALIVE_MS, then the kernel's retries.
+    socket.setKeepAlive(true, TCP_KEEPALIVE_MS);
     const key = endpoint(socket);
     pending.set(key, socket);
     socket.once('close', () => {
@@ -108,6 +111,9 @@ function gateSockets(server: NetServer, opts: ListenOptions, pending: Pending): 
     });
   });
 }
+
+/** Idle time before TCP keepalive probes a connection (Linux then probes 9 times, 75 s apart). */
+export const TCP_KEEPALIVE_MS = 60_000;
 
 /** Accepted sockets not yet handed to Aedes, by remote endpoint. */
 type Pending = Map<string, Socket>;

@@ -95,6 +95,8 @@ export interface Answered {
 
 /** CONNACK, return code 0x01 "unacceptable protocol level" (§3.2.2.3). */
 const CONNACK_UNACCEPTABLE_LEVEL = Buffer.from([0x20, 0x02, 0x00, 0x01]);
+/** How often a paused connection tells its owner that it is still paused, ms. */
+const STALL_TICK_MS = 1000;
 /** How long an answered refusal may take to reach the peer before the socket is dropped. */
 const ANSWER_FLUSH_MS = 1000;
 
@@ -160,27 +162,42 @@ export class MqttWire extends Duplex {
   /**
    * Stops reading from the network for `ms` more (added to a pause already running), at most
    * `maxMs` from now, whatever hold()/release() do meanwhile. A device over its message rate gets
-   * its excess refused anyway; pausing its socket for the time its excess would have taken at
-   * its rate makes TCP slow it to that rate, so a flood costs the event loop a chunk per pause
+   * its QoS 0 excess refused anyway; pausing its socket for the time its excess would have taken
+   * at its rate makes TCP slow it to that rate, so a flood costs the event loop a chunk per pause
    * instead of every packet it can send.
    */
   throttle(ms: number, maxMs: number): void {
-    if (this.destroyed) return;
     const now = performance.now();
-    this.#throttleUntil = Math.min(Math.max(now, this.#throttleUntil) + ms, now + maxMs);
+    this.pauseUntil(Math.min(Math.max(now, this.#throttleUntil) + ms, now + maxMs));
+  }
+
+  /**
+   * Stops reading from the network until `until` (performance.now() ms; a pause already
+   * running longer is kept), whatever hold()/release() do meanwhile. While paused,
+   * `onStalled` is called about every STALL_TICK_MS: the peer is not silent, the gateway
+   * is not reading it, so its keepalive must not run out meanwhile.
+   */
+  pauseUntil(until: number): void {
+    if (this.destroyed || until <= this.#throttleUntil) return;
+    this.#throttleUntil = until;
     if (this.#throttle !== undefined) return;
     this.#inner.pause();
     const wake = (): void => {
       const left = this.#throttleUntil - performance.now();
       if (left >= 1) {
-        this.#throttle = setTimeout(wake, left);
+        this.onStalled?.();
+        this.#throttle = setTimeout(wake, Math.min(left, STALL_TICK_MS));
         return;
       }
       this.#throttle = undefined;
+      this.onStalled?.();
       this.#resumeIfFree();
     };
-    this.#throttle = setTimeout(wake, this.#throttleUntil - now);
+    this.#throttle = setTimeout(wake, Math.min(until - performance.now(), STALL_TICK_MS));
   }
+
+  /** Called while a pause keeps the peer unread (see pauseUntil); none: nothing to tell. */
+  onStalled: (() => void) | undefined;
 
   get throttled(): boolean {
     return this.#throttle !== undefined;

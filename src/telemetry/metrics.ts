@@ -38,6 +38,7 @@ export class Metrics {
   readonly #readings: Counter<'type'>;
   readonly #rejections: Counter<'code'>;
   readonly #ack: Histogram;
+  readonly #slowed: Counter;
   /** Bound children per type, so the hot path does no label hashing. */
   readonly #accepted = new Map<string, { messages: Inc; readings: Inc }>();
 
@@ -60,6 +61,11 @@ export class Metrics {
       name: 'taihu_rejections_total',
       help: 'Rejected messages by rejection code',
       labelNames: ['code'],
+      registers,
+    });
+    this.#slowed = new Counter({
+      name: 'taihu_rate_slowed_messages_total',
+      help: 'QoS 1/2 messages over their device rate whose acknowledgement waited for it (none is dropped)',
       registers,
     });
     this.#ack = new Histogram({
@@ -144,6 +150,10 @@ export class Metrics {
   rejected(type: string, code: string): void {
     this.#messages.labels(type, 'rejected').inc();
     this.#rejections.labels(code).inc();
+  }
+
+  slowed(): void {
+    this.#slowed.inc();
   }
 
   ackLatency(seconds: number): void {

@@ -5,9 +5,9 @@
  */
 import { appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { storedSeqs } from '../helpers/stored.js';
 import {
   connect,
   eventually,
@@ -24,22 +24,6 @@ afterEach(async () => {
     g.cleanup();
   }
 });
-
-function storedSeqs(dataDir: string): Map<string, Set<number>> {
-  const db = new Database(join(dataDir, 'telemetry.db'), { readonly: true });
-  const rows = db.prepare('SELECT device_id, seq FROM air_quality').all() as {
-    device_id: string;
-    seq: number;
-  }[];
-  db.close();
-  const out = new Map<string, Set<number>>();
-  for (const r of rows) {
-    const set = out.get(r.device_id) ?? new Set();
-    set.add(r.seq);
-    out.set(r.device_id, set);
-  }
-  return out;
-}
 
 describe('durability', () => {
   it('keeps every acknowledged reading across a kill -9 of the gateway under load', async () => {

@@ -11,6 +11,7 @@ import {
   connect,
   errorsTopic,
   eventually,
+  run,
   seedDevice,
   sleep,
   telemetryTopic,
@@ -35,7 +36,12 @@ let dev: RunningGateway;
 beforeAll(async () => {
   [gw, limited, dev] = await Promise.all([
     startGateway({
-      env: { TAIHU_MQTT_CONNECT_TIMEOUT: '1s', TAIHU_DEVICE_RATE: '10', TAIHU_DEVICE_BURST: '10' },
+      env: {
+        TAIHU_MQTT_CONNECT_TIMEOUT: '1s',
+        TAIHU_DEVICE_RATE: '10',
+        TAIHU_DEVICE_BURST: '10',
+        TAIHU_MQTT_IDLE_TIMEOUT: '2s',
+      },
     }),
     startGateway({
       env: {
@@ -44,6 +50,7 @@ beforeAll(async () => {
         TAIHU_DEVICE_MAX_INFLIGHT: '4',
         TAIHU_COMMIT_WINDOW: '300ms',
         TAIHU_LOG_LEVEL: 'debug',
+        TAIHU_MQTT_KEEPALIVE_ZERO: 'refuse',
       },
     }),
     startGateway({ env: { TAIHU_MQTT_AUTH: 'off' } }),
@@ -353,7 +360,7 @@ describe('MQTT 3.1.1 MUSTs that Aedes lets through', () => {
   it.each([
     [1201, 2],
     [65535, 2],
-    [0, 2],
+    [0, 0],
     [1200, 0],
     [1, 0],
   ])(
@@ -365,6 +372,70 @@ describe('MQTT 3.1.1 MUSTs that Aedes lets through', () => {
       s.end();
     },
   );
+
+  it('refuses keepalive 0 with CONNACK 0x02 where TAIHU_MQTT_KEEPALIVE_ZERO=refuse', async () => {
+    const s = await rawSession(limited.ports.mqtt);
+    await s.send(connectPacket({ ...creds(limited, d), keepalive: 0 }));
+    expect(await s.next('connack')).toMatchObject({ returnCode: 2 });
+    expect(await s.closesWithin(1500)).toBe(true);
+  });
+});
+
+describe('keepalive 0 (MQTT 3.1.1 §3.1.2.10: "turns off the keep alive mechanism")', () => {
+  // Debian's mosquitto_pub 2.0.11 refuses `-k 0` itself ("must be between 5 and 65535"), so
+  // the other real client here is Debian's Eclipse Paho (python3-paho-mqtt 1.6), keepalive=0.
+  it('lets Eclipse Paho connect with keepalive 0 and publish at QoS 1, and stores the reading', async () => {
+    const d = seedDevice('air-quality', 16);
+    const script = [
+      'import sys, paho.mqtt.client as mqtt',
+      'port, cid, pw, topic, msg = sys.argv[1:6]',
+      'c = mqtt.Client(client_id=cid, protocol=mqtt.MQTTv311)',
+      'c.username_pw_set(cid, pw)',
+      'c.connect("127.0.0.1", int(port), keepalive=0)',
+      'c.loop_start()',
+      'info = c.publish(topic, msg, qos=1)',
+      'info.wait_for_publish(10)',
+      'assert info.is_published(), "no PUBACK"',
+      'c.disconnect(); c.loop_stop()',
+      'print("acknowledged")',
+    ].join('\n');
+    const r = await run('/usr/bin/python3', [
+      ...['-c', script, String(gw.ports.mqtt), d.id, gw.secret(d.id)],
+      ...[telemetryTopic(d), reading(1)],
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('acknowledged');
+    expect(await drainedCount(gw, d, 1)).toBe(1);
+  });
+
+  it('lets MQTT.js connect with keepalive 0, publish, and stores the reading', async () => {
+    const d = seedDevice('air-quality', 17);
+    const c = await connect(gw.ports.mqtt, {
+      clientId: d.id,
+      username: d.id,
+      password: gw.secret(d.id),
+      keepalive: 0,
+    });
+    await c.publishAsync(telemetryTopic(d), reading(1), { qos: 1 });
+    await c.endAsync();
+    expect(await drainedCount(gw, d, 1)).toBe(1);
+  });
+
+  it('closes a silent keepalive-0 connection after TAIHU_MQTT_IDLE_TIMEOUT, not a busy one', async () => {
+    const d = seedDevice('air-quality', 18);
+    const silent = await session(gw, d, { keepalive: 0 });
+    const e = seedDevice('air-quality', 19);
+    const busy = await session(gw, e, { keepalive: 0 });
+    // The busy one pings every 500 ms for 3 s; the silent one says nothing (idle timeout 2 s).
+    for (let i = 0; i < 6; i++) {
+      await busy.send(PINGREQ);
+      await sleep(500);
+    }
+    expect(await silent.closesWithin(1000)).toBe(true);
+    expect(await busy.closesWithin(300)).toBe(false);
+    expect(busy.packets.filter((p) => p.cmd === 'pingresp').length).toBe(6);
+    busy.end();
+  });
 });
 
 describe('ACL: Wills, retained messages, subscriptions, disabled devices', () => {
@@ -461,17 +532,38 @@ describe('ACL: Wills, retained messages, subscriptions, disabled devices', () =>
 });
 
 describe('per-device rate and in-flight limits', () => {
-  it('acknowledges a flood over TAIHU_DEVICE_RATE but stores only the allowance, and counts the rest as RATE_LIMITED', async () => {
+  it('slows a QoS 1 flood over TAIHU_DEVICE_RATE to the rate and stores every message, refusing none', async () => {
     const d = seedDevice('air-quality', 13);
+    const s = await session(gw, d);
+    const flood = Array.from({ length: 40 }, (_, i) =>
+      publishPacket({ topic: telemetryTopic(d), payload: reading(i), qos: 1, messageId: i + 1 }),
+    );
+    const t0 = performance.now();
+    await s.send(...flood);
+    await eventually(async () => s.packets.filter((p) => p.cmd === 'puback').length === 40, 15_000);
+    const took = performance.now() - t0;
+    // Burst 10, then 10 messages/s: the last 30 PUBACKs cannot come sooner than 3 s.
+    expect(took).toBeGreaterThan(2_900);
+    const acks = s.packets.filter((p) => p.cmd === 'puback').map((p) => (p as any).messageId);
+    expect(acks).toEqual(Array.from({ length: 40 }, (_, i) => i + 1)); // in order
+    s.end();
+    expect(await drainedCount(gw, d, 40)).toBe(40);
+    expect(await rejections(gw, d)).toEqual([]);
+    const metrics = (await gw.api('/metrics')).body as string;
+    expect(metrics).not.toMatch(/taihu_rejections_total\{code="RATE_LIMITED"\}/);
+    expect(Number(/taihu_rate_slowed_messages_total (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(25);
+  });
+
+  it('drops a QoS 0 flood over TAIHU_DEVICE_RATE beyond the allowance, and counts it as RATE_LIMITED', async () => {
+    const d = seedDevice('air-quality', 20);
     const s = await session(gw, d);
     await s.send(subscribePacket(1, [[errorsTopic(d), 0]]));
     await s.next('suback');
     const flood = Array.from({ length: 40 }, (_, i) =>
-      publishPacket({ topic: telemetryTopic(d), payload: reading(i), qos: 1, messageId: i + 1 }),
+      publishPacket({ topic: telemetryTopic(d), payload: reading(i), qos: 0 }),
     );
     await s.send(...flood);
-    await eventually(async () => s.packets.filter((p) => p.cmd === 'puback').length === 40);
-    const notice = s.packets.find((p) => p.cmd === 'publish');
+    const notice = await s.next('publish', 5000);
     expect(notice && 'payload' in notice && JSON.parse(String(notice.payload))).toMatchObject({
       code: 'RATE_LIMITED',
     });
