@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { onBrokerError } from './broker/aedes.js';
 import { createBroker, disconnectDevice, notifyRejection } from './broker/broker.js';
 import { loadTls } from './broker/tls.js';
 import { listenMqtt, type Listener } from './broker/listeners.js';
@@ -127,32 +128,6 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
   const backend = config.clusterRedisUrl
     ? createClusterBackend(config.clusterRedisUrl, instanceId, log)
     : undefined;
-  const broker = await createBroker({
-    registry,
-    catalog,
-    ingest: () => ingest,
-    live,
-    enrollmentKey,
-    log,
-    options: config,
-    metrics,
-    operators: apiKeys,
-    cluster: backend?.aedes,
-  });
-  if (backend) {
-    // Aedes raises session-store failures (Redis away) as 'error'; unheard, that ends the process.
-    // why: Aedes emits 'error' (an EventEmitter's) but its types list only client events.
-    (broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) =>
-      log.warn({ err }, 'MQTT broker error'),
-    );
-    log.info({ instanceId }, 'cluster mode: MQTT sessions and fan-out through Redis');
-  }
-  // Another instance disabled, deleted or re-keyed a device: a connection here must end too.
-  state.onRemoteDeviceChange(({ id, before, after, secretChanged }) => {
-    if (!before || (after?.state === 'active' && !secretChanged)) return;
-    if (!after) live.forget(id);
-    if (disconnectDevice(broker, id)) log.info({ deviceId: id }, 'device disconnected by a peer');
-  });
   const ingest = new Ingest({
     catalog,
     commit: (points) => spool.append(points),
@@ -162,7 +137,31 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
     live,
     log,
     options: config,
-    notify: (device, topic, rejection) => notifyRejection(broker, device, topic, rejection),
+  });
+  const broker = await createBroker({
+    registry,
+    ingest,
+    live,
+    enrollmentKey,
+    log,
+    options: config,
+    metrics,
+    operators: apiKeys,
+    cluster: backend?.aedes,
+  });
+  ingest.onRejected((device, topic, rejection) =>
+    notifyRejection(broker, device, topic, rejection),
+  );
+  if (backend) {
+    // Aedes raises session-store failures (Redis away) as 'error'; unheard, that ends the process.
+    onBrokerError(broker, (err) => log.warn({ err }, 'MQTT broker error'));
+    log.info({ instanceId }, 'cluster mode: MQTT sessions and fan-out through Redis');
+  }
+  // Another instance disabled, deleted or re-keyed a device: a connection here must end too.
+  state.onRemoteDeviceChange(({ id, before, after, secretChanged }) => {
+    if (!before || (after?.state === 'active' && !secretChanged)) return;
+    if (!after) live.forget(id);
+    if (disconnectDevice(broker, id)) log.info({ deviceId: id }, 'device disconnected by a peer');
   });
 
   /** Points the store refused for good (a bad line) join the rejection log, never vanish. */

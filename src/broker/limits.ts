@@ -111,11 +111,6 @@ export class DeviceLimiter {
     return s;
   }
 
-  /** Drops a device's slot (deleted device). */
-  forget(deviceId: string): void {
-    this.#slots.delete(deviceId);
-  }
-
   /** Spends a token; false (nothing spent) when the device is over its rate. For QoS 0. */
   take(s: DeviceSlot, now: number): boolean {
     if (this.#perMs === 0) return true;

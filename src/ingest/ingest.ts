@@ -1,11 +1,13 @@
 /**
  * Ingest: runs a telemetry message through the pipeline and decides when it may be
  * acknowledged. Accepted points are committed (group commit) before the returned
- * promise resolves; rejected messages are logged, reported on the device's
- * `errors` topic and counted, and resolve at once (MQTT 3.1.1 has no negative ack).
+ * promise resolves; rejected messages are logged, counted and told to whoever listens
+ * (the gateway forwards them to the device's `errors` topic), and resolve at once (MQTT
+ * 3.1.1 has no negative ack). Status messages and rate-limit refusals are recorded here too,
+ * so every word a device or operator reads about its messages comes from this module.
  */
 import type { Logger } from 'pino';
-import { CODES, TaihuError } from '../errors.js';
+import { CODES, REJECT, TaihuError, type RejectCode } from '../errors.js';
 import type { Point } from '../store/types.js';
 import type { Catalog } from './catalog.js';
 import type { LiveEvents } from './events.js';
@@ -37,15 +39,29 @@ export interface IngestDeps {
   readonly log: Logger;
   readonly options: PipelineOptions;
   readonly metrics?: IngestCounter | undefined;
-  /** Publishes a rejection notice to the device (the broker's `errors` topic). */
-  readonly notify: (device: DeviceIdentity, topic: string, rejection: Rejection) => void;
   readonly now?: () => number;
+}
+
+/** Hears each rejected message (the gateway publishes it on the device's `errors` topic). */
+export type RejectionListener = (
+  device: DeviceIdentity,
+  topic: string,
+  rejection: Rejection,
+) => void;
+
+/** A device's message rate, as a QoS 0 refusal reports it. */
+export interface RateLimit {
+  readonly rate: number;
+  readonly burst: number;
+  /** Messages dropped since the previous report, counted but not recorded one by one. */
+  readonly unreported: number;
 }
 
 export class Ingest {
   readonly #deps: IngestDeps;
   readonly #pipeline: ReturnType<typeof createPipeline>;
   readonly #now: () => number;
+  readonly #listeners: RejectionListener[] = [];
 
   constructor(deps: IngestDeps) {
     this.#deps = deps;
@@ -88,6 +104,45 @@ export class Ingest {
     );
   }
 
+  /** Adds a listener for rejected messages; a listener's error never reaches the ack. */
+  onRejected(listener: RejectionListener): void {
+    this.#listeners.push(listener);
+  }
+
+  /** A status message: `online` / `offline` moves the live state; anything else is refused. */
+  status(device: DeviceIdentity, topic: string, payload: Buffer): void {
+    const text = payload.toString('utf8').trim();
+    const now = this.#now();
+    if (text === 'online') this.#deps.live.connected(device.id, now);
+    else if (text === 'offline') this.#deps.live.disconnected(device.id, now);
+    else {
+      this.reject(device, topic, payload, {
+        code: REJECT.STATUS_INVALID,
+        reasons: [{ pointer: '', message: 'a status payload is "online" or "offline"' }],
+      });
+    }
+  }
+
+  /** A QoS 0 message dropped for the device's rate, with the count dropped since the last one. */
+  rateLimited(device: DeviceIdentity, topic: string, payload: Buffer, limit: RateLimit): void {
+    const since =
+      limit.unreported > 0 ? `; ${limit.unreported} more dropped since the previous notice` : '';
+    this.reject(device, topic, payload, {
+      code: REJECT.RATE_LIMITED,
+      reasons: [
+        {
+          pointer: '',
+          message: `QoS 0 messages over ${limit.rate} messages/s (bursts of ${limit.burst}) from this device are dropped, not stored (TAIHU_DEVICE_RATE, TAIHU_DEVICE_BURST; QoS 1 is slowed instead, never dropped)${since}`,
+        },
+      ],
+    });
+  }
+
+  /** Counts a refusal that is not recorded one by one (a flood's summarised messages). */
+  counted(device: DeviceIdentity, code: RejectCode): void {
+    this.#deps.metrics?.rejected(device.type, code);
+  }
+
   /** Records a refused message everywhere a person or the device will look. */
   reject(
     device: DeviceIdentity,
@@ -107,6 +162,12 @@ export class Ingest {
       payload,
     });
     this.#deps.log.debug({ deviceId: device.id, topic, code: rejection.code }, 'message rejected');
-    this.#deps.notify(device, topic, rejection);
+    for (const listener of this.#listeners) {
+      try {
+        listener(device, topic, rejection);
+      } catch (err) {
+        this.#deps.log.warn({ err, deviceId: device.id }, 'rejection listener failed');
+      }
+    }
   }
 }
