@@ -69,12 +69,20 @@ interface CreateBody {
   lon?: number;
 }
 
-export function deviceRoutes({
+/** The device routes: reading the registry with live status, and provisioning (admin). */
+export function deviceRoutes(deps: AppDeps): FastifyPluginAsync {
+  const read = deviceReadRoutes(deps);
+  const provision = provisioningRoutes(deps);
+  return async (app) => {
+    await read(app, {});
+    await provision(app, {});
+  };
+}
+
+function deviceReadRoutes({
   registry,
-  provisioning,
   catalog,
   live,
-  disconnect,
   now = Date.now,
 }: AppDeps): FastifyPluginAsync {
   const intervalMs = (d: DeviceRecord) => (catalog.get(d.type)?.intervalSeconds ?? 60) * 1000;
@@ -156,7 +164,16 @@ export function deviceRoutes({
         return { ...d, ...snapshot.view(d.id, intervalMs(d), now()) };
       },
     );
+  };
+}
 
+function provisioningRoutes({
+  registry,
+  provisioning,
+  catalog,
+  disconnect,
+}: AppDeps): FastifyPluginAsync {
+  return async (app) => {
     app.post<{ Body: CreateBody }>(
       '/devices',
       {
