@@ -254,6 +254,20 @@ describe('CONNECT handling held by Aedes behind Taihu hooks', () => {
     second.end();
   });
 
+  it('closes a connection that sends nothing for 1.5 × its Keep Alive, and keeps one that pings [MQTT-3.1.2-24]', async () => {
+    const d = seedDevice('air-quality', 23);
+    const silent = await deviceSession(gw, d, { keepalive: 1 });
+    expect(await silent.closesWithin(5000)).toBe(true);
+    const pinging = await deviceSession(gw, d, { keepalive: 1 });
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      await pinging.send(PINGREQ);
+    }
+    expect(pinging.isClosed()).toBe(false);
+    expect(pinging.packets.filter((p) => p.cmd === 'pingresp').length).toBeGreaterThan(0);
+    pinging.end();
+  });
+
   it('publishes the Will of a connection that drops, and discards it on DISCONNECT [MQTT-3.1.2-8] [MQTT-3.14.4-3]', async () => {
     const d = seedDevice('air-quality', 24);
     // A status Will that is not "online"/"offline" is recorded as STATUS_INVALID when published.
@@ -312,6 +326,21 @@ describe('packets Aedes answers', () => {
     s.end();
     await eventually(async () => (await stored(gw, d)).count === before.count + 2, 10_000);
     expect((await stored(gw, d)).sum - before.sum).toBe(30);
+  });
+
+  it('acknowledges QoS 1 readings in the order they arrived', async () => {
+    const before = await stored(gw, d);
+    const s = await deviceSession(gw, d);
+    const ids = Array.from({ length: 30 }, (_, i) => i + 100);
+    await s.send(
+      ...ids.map((id) =>
+        publishPacket({ topic: telemetryTopic(d), payload: reading(1), qos: 1, messageId: id }),
+      ),
+    );
+    await eventually(async () => ackedIds(s).length === ids.length, 10_000);
+    expect(ackedIds(s)).toEqual(ids);
+    s.end();
+    await eventually(async () => (await stored(gw, d)).count === before.count + ids.length, 10_000);
   });
 
   it('completes a QoS 2 exchange with PUBREC and PUBCOMP of its packet identifier, storing the reading once [MQTT-4.3.3-2]', async () => {
