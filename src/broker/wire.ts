@@ -16,6 +16,8 @@
  * - packet identifier 0 on PUBLISH QoS 1/2, SUBSCRIBE, UNSUBSCRIBE, PUBACK, PUBREC, PUBREL,
  *   PUBCOMP [MQTT-2.3.1-1]; SUBSCRIBE/UNSUBSCRIBE without a topic filter [MQTT-3.8.3-3]
  *   [MQTT-3.10.3-2]; DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2];
+ * - a topic filter whose `+` or `#` is not a whole level, or whose `#` is not the last one
+ *   [MQTT-4.7.1-2] [MQTT-4.7.1-3] (Aedes subscribes `a+` or `a#` as if they were names);
  * - packets whose length their type fixes (§3.4-§3.7: 2; §3.12, §3.14: 0) and that say
  *   otherwise are malformed [MQTT-4.8.0-1];
  * - a CONNECT of MQTT 3.1.1 or 3.1 with a protocol level this broker does not speak gets
@@ -587,7 +589,8 @@ const ASCII_CLASS = new Uint8Array(256).map((_, b) =>
  * One pass over a UTF-8 string's bytes: well-formed [MQTT-1.5.3-1] (no overlong forms,
  * no surrogates D800–DFFF, nothing above U+10FFFF), no U+0000 [MQTT-1.5.3-2], no C0/C1
  * control or noncharacter (§1.5.3 allows closing on these); for topics also non-empty
- * [MQTT-4.7.3-1], no wildcard in a name [MQTT-3.3.2-2], within the size and level limits.
+ * [MQTT-4.7.3-1], no wildcard in a name [MQTT-3.3.2-2], in a filter wildcards that are whole
+ * levels with `#` last [MQTT-4.7.1-2] [MQTT-4.7.1-3], within the size and level limits.
  * Printable ASCII — every topic Taihu issues — takes the first branch only.
  */
 export function checkText(
@@ -618,6 +621,16 @@ export function checkText(
     }
     if (cls === WILDCARD) {
       if (name) return 'wildcard in a topic name [MQTT-3.3.2-2]';
+      // A wildcard is a whole level; '#' is also the last one. Aedes lets `a+`, `+a`,
+      // `a/+b`, `a#` and `+#` through as literal filters.
+      if (kind === 'filter') {
+        const whole =
+          (i === start || buf[i - 1] === 0x2f) && (i + 1 === end || buf[i + 1] === 0x2f);
+        if (b === 0x2b && !whole) return '+ that is not a whole level [MQTT-4.7.1-3]';
+        if (b === 0x23 && (!whole || i + 1 !== end)) {
+          return '# that is not the whole last level [MQTT-4.7.1-2]';
+        }
+      }
       i++;
       continue;
     }

@@ -57,6 +57,11 @@ describe('checkText', () => {
     ['four-byte UTF-8', 'emoji/😀', 'name'],
     ['U+FEFF (kept, never stripped [MQTT-1.5.3-3])', '\uFEFFa', 'name'],
     ['wildcards in a filter', 'sensors/+/x/#', 'filter'],
+    ['# alone', '#', 'filter'],
+    ['+ alone', '+', 'filter'],
+    ['+ as the first, last and an empty-neighboured level', '+/a//+/+', 'filter'],
+    ['# after an empty level', 'a//#', 'filter'],
+    ['+ then # (the specification\'s "+/tennis/#")', '+/tennis/#', 'filter'],
     ['wildcards in other text', 'a+b#', 'text'],
     ['an empty client id', '', 'text'],
   ] as const)('accepts %s', (_name, s, kind) => {
@@ -102,6 +107,15 @@ describe('checkText', () => {
       'filter',
       /levels/,
     ],
+    ['+ sharing a level (a+)', 'a+', 'filter', /MQTT-4.7.1-3/],
+    ['+ sharing a level (+a)', '+a', 'filter', /MQTT-4.7.1-3/],
+    ['+ sharing a level (a/+b)', 'a/+b', 'filter', /MQTT-4.7.1-3/],
+    ['+ before # in one level (+#)', '+#', 'filter', /MQTT-4.7.1-3/],
+    ['# sharing a level (a#)', 'a#', 'filter', /MQTT-4.7.1-2/],
+    ['# sharing a level (a/b#)', 'a/b#', 'filter', /MQTT-4.7.1-2/],
+    ['# that is not last (a/#/b)', 'a/#/b', 'filter', /MQTT-4.7.1-2/],
+    ['# that is not last (#/a)', '#/a', 'filter', /MQTT-4.7.1-2/],
+    ['## as a level', 'a/##', 'filter', /MQTT-4.7.1-2/],
   ] as const)('refuses %s', (_name, s, kind, message) => {
     const b = text(s);
     expect(checkText(b, 0, b.length, kind)).toMatch(message);
@@ -282,6 +296,21 @@ describe('MqttWire', () => {
     ['SUBSCRIBE without a filter', [CONNECT, frame(0x82, Buffer.from([0, 1]))], /MQTT-3.8.3-3/],
     ['UNSUBSCRIBE without a filter', [CONNECT, frame(0xa2, Buffer.from([0, 1]))], /MQTT-3.10.3-2/],
     ['a SUBSCRIBE filter with U+0000', [CONNECT, subscribePacket(1, [['a\u0000', 0]])], /U\+0000/],
+    [
+      'a SUBSCRIBE filter whose + is not a whole level',
+      [CONNECT, subscribePacket(1, [['sensors/air-quality/aq+/errors', 0]])],
+      /SUBSCRIBE topic filter: \+ that is not a whole level \[MQTT-4.7.1-3\]/,
+    ],
+    [
+      'a SUBSCRIBE filter whose # is not last',
+      [CONNECT, subscribePacket(1, [['sensors/#/errors', 0]])],
+      /SUBSCRIBE topic filter: # that is not the whole last level \[MQTT-4.7.1-2\]/,
+    ],
+    [
+      'an UNSUBSCRIBE filter whose # shares a level',
+      [CONNECT, unsubscribePacket(1, ['sensors/a#'])],
+      /UNSUBSCRIBE topic filter: # .* \[MQTT-4.7.1-2\]/,
+    ],
     [
       'a SUBSCRIBE filter without its QoS byte',
       [CONNECT, frame(0x82, Buffer.concat([Buffer.from([0, 1]), field('a')]))],
