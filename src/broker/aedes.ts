@@ -52,6 +52,17 @@ export function sessionStoreOf(broker: Aedes): SessionStore | undefined {
   return (broker as unknown as { persistence?: SessionStore }).persistence;
 }
 
+/** Aedes's store of inbound QoS 2 messages awaiting PUBREL, for a client's connection. */
+export interface InboundQos2 {
+  /** Resolves when the client's message with this id is held (a copy); rejects when not. */
+  incomingGetPacket(client: Client, packet: { messageId?: number }): Promise<unknown>;
+}
+
+export function inboundQos2Of(client: Client): InboundQos2 {
+  // lib/client.js: `this.broker = broker`; lib/aedes.js: `this.persistence`.
+  return (client as unknown as { broker: { persistence: InboundQos2 } }).broker.persistence;
+}
+
 /** Hears the broker's own 'error' events (session-store failures); unheard, they end the process. */
 export function onBrokerError(broker: Aedes, listener: (err: Error) => void): void {
   // lib/aedes.js emits 'error' as an EventEmitter; its types list only client events.

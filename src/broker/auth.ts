@@ -37,6 +37,18 @@ export const CONNACK = {
   NOT_AUTHORIZED: 5,
 } as const;
 
+/** Client ids every server must allow as identifiers [MQTT-3.1.3-5]. */
+const PLAIN_CLIENT_ID = /^[0-9a-zA-Z]{1,23}$/;
+
+/**
+ * The CONNACK code for a client id that is not the device's: 1-23 alphanumerics is an id every
+ * server must allow [MQTT-3.1.3-5], so it is refused for the credentials it came with (0x05),
+ * not as an identifier; anything else is an identifier this broker rejects (0x02).
+ */
+function idMismatchCode(clientId: string): number {
+  return PLAIN_CLIENT_ID.test(clientId) ? CONNACK.NOT_AUTHORIZED : CONNACK.IDENTIFIER_REJECTED;
+}
+
 /** Keepalive above 20 minutes holds dead sockets for half an hour (the 1.5× rule). */
 export const KEEPALIVE_LIMIT_S = 1200;
 
@@ -237,7 +249,7 @@ export class Auth {
     }
     if (client.id !== username) {
       return done(
-        refuse(CONNACK.IDENTIFIER_REJECTED, 'client id must equal the username (the device id)'),
+        refuse(idMismatchCode(client.id), 'client id must equal the username (the device id)'),
         false,
       );
     }
@@ -307,7 +319,7 @@ export class Auth {
     if (client.id !== cn) {
       log.info({ clientId: client.id, cn }, 'connect refused: certificate CN is not the client id');
       return done(
-        refuse(CONNACK.IDENTIFIER_REJECTED, 'client id must equal the certificate CN'),
+        refuse(idMismatchCode(client.id), 'client id must equal the certificate CN'),
         false,
       );
     }

@@ -181,6 +181,14 @@ export async function listenWebSocket(
   wss.on('connection', (ws, req) => {
     pending.delete(endpoint(req.socket));
     const stream = createWebSocketStream(ws);
+    // [MQTT-6.0.0-1]: MQTT travels in binary frames; any other data frame closes the connection.
+    // Ahead of the stream's own listener, so the frame is never passed on.
+    ws.prependListener('message', (_data, isBinary) => {
+      if (!isBinary) {
+        stream.destroy();
+        ws.terminate();
+      }
+    });
     stream.on('error', () => ws.terminate());
     hand(broker, stream, { address: peerAddress(req.socket.remoteAddress) }, opts, req);
   });

@@ -10,7 +10,7 @@ import type { Config } from '../config.js';
 import { REJECT } from '../errors.js';
 import type { Ingest } from '../ingest/ingest.js';
 import type { DeviceRecord } from '../registry/registry.js';
-import { isWill, restartKeepalive, willOwnerOf } from './aedes.js';
+import { inboundQos2Of, isWill, restartKeepalive, willOwnerOf } from './aedes.js';
 import { isOpenTopic, type Auth } from './auth.js';
 import type { DeviceLimiter, DeviceSlot } from './limits.js';
 import { mayPublish } from './topics.js';
@@ -40,6 +40,8 @@ export function createPublishPath(
   const releaseBelow = Math.floor(options.deviceMaxInflight / 2);
   /** Longest read pause for a QoS 0 flood: the time the bucket takes to refill. */
   const throttleMaxMs = (1000 * options.deviceBurst) / Math.max(options.deviceRate, 1e-9);
+  /** Per connection: QoS 2 packet identifiers whose message is being handled now. */
+  const qos2Handling = new WeakMap<Client, Map<number, Promise<void>>>();
   /** When each slowed device was last logged, by id. */
   const slowedLogged = new Map<string, number>();
 
@@ -173,20 +175,62 @@ export function createPublishPath(
       log.info({ clientId: client.id, topic: packet.topic }, 'publish refused by topic ACL');
       return done(new Error(`publish to ${packet.topic} not allowed`));
     }
-    const payload = packet.payload as Buffer;
-    const wire = client.conn instanceof MqttWire ? client.conn : undefined;
-    // The Will is sent by the broker at disconnect, not by the device now: no limits.
-    const ackAt = isWill(client, packet)
-      ? 0
-      : admit(device, { topic: packet.topic, qos: packet.qos, payload }, who.slot, wire);
-    if (ackAt === false) return done(null);
-    if (topic.kind === 'status') {
-      ingest.status(device, packet.topic, payload);
-      if (ackAt === 0) return done(null);
-      return ackWhenDue(client, ackAt, done, null);
-    }
-    telemetry(client, device, { topic: packet.topic, payload }, who.slot, wire, ackAt, done);
+    const handle = (ack: Ack) => {
+      const payload = packet.payload as Buffer;
+      const wire = client.conn instanceof MqttWire ? client.conn : undefined;
+      // The Will is sent by the broker at disconnect, not by the device now: no limits.
+      const ackAt = isWill(client, packet)
+        ? 0
+        : admit(device, { topic: packet.topic, qos: packet.qos, payload }, who.slot, wire);
+      if (ackAt === false) return ack(null);
+      if (topic.kind === 'status') {
+        ingest.status(device, packet.topic, payload);
+        if (ackAt === 0) return ack(null);
+        return ackWhenDue(client, ackAt, ack, null);
+      }
+      telemetry(client, device, { topic: packet.topic, payload }, who.slot, wire, ackAt, ack);
+    };
+    if (packet.qos === 2 && !isWill(client, packet)) exactlyOnce(client, packet, handle, done);
+    else handle(done);
   };
+
+  /**
+   * [MQTT-4.3.3-2]: a QoS 2 PUBLISH sent again before its PUBREL (on this connection, or after a
+   * reconnect with clean session 0 when the PUBREC was lost) must not be delivered twice. Aedes
+   * asks this hook before it looks the packet identifier up in its inbound store, so look
+   * first: a copy is called back without being handled, and Aedes answers it with PUBREC alone.
+   * A copy arriving while the first is still being handled waits for it.
+   */
+  function exactlyOnce(
+    client: Client,
+    packet: { messageId?: number },
+    handle: (ack: Ack) => void,
+    done: Ack,
+  ): void {
+    const id = packet.messageId ?? 0;
+    let handling = qos2Handling.get(client);
+    if (!handling) qos2Handling.set(client, (handling = new Map()));
+    const earlier = handling.get(id);
+    if (earlier) return void earlier.then(() => done(null), done);
+    const first = inboundQos2Of(client)
+      .incomingGetPacket(client, { messageId: id })
+      .then(
+        () => undefined, // held since before: a copy
+        () => new Promise<void>((resolve, reject) => handle((e) => (e ? reject(e) : resolve()))),
+      );
+    handling.set(id, first);
+    const forget = handling;
+    first.then(
+      () => {
+        forget.delete(id);
+        done(null);
+      },
+      (err: Error) => {
+        forget.delete(id);
+        done(err);
+      },
+    );
+  }
 
   /**
    * A Will published for a connection lost with its instance (Aedes passes no client). A

@@ -357,6 +357,47 @@ describe('packets Aedes answers', () => {
     expect((await stored(gw, d)).sum - before.sum).toBe(40);
   });
 
+  it('stores a QoS 2 reading sent again before PUBREL once, on the same connection and after a reconnect [MQTT-4.3.3-2]', async () => {
+    const d = seedDevice('air-quality', 21);
+    // No ts: a second delivery would be a second reading, not an overwrite.
+    const payload = JSON.stringify({ data: { pm25_ugm3: 2, pm10_ugm3: 1, no2_ugm3: 1 } });
+    const pub = (dup: boolean) =>
+      withFlags(
+        publishPacket({ topic: telemetryTopic(d), payload, qos: 2, messageId: 21 }),
+        dup ? 0x08 : 0,
+      );
+    const before = await stored(gw, d);
+    const s = await deviceSession(gw, d, { clean: false });
+    await s.send(pub(false));
+    expect(await s.next('pubrec')).toMatchObject({ messageId: 21 });
+    await s.send(pub(true));
+    await eventually(async () => s.packets.filter((p) => p.cmd === 'pubrec').length === 2);
+    s.end();
+    await s.closed;
+    const t = await deviceSession(gw, d, { clean: false });
+    await t.send(pub(true));
+    expect(await t.next('pubrec')).toMatchObject({ messageId: 21 });
+    await t.send(Buffer.from([0x62, 2, 0, 21]));
+    expect(await t.next('pubcomp')).toMatchObject({ messageId: 21 });
+    await t.send(DISCONNECT);
+    await bystanderIsServed();
+    expect((await stored(gw, d)).sum - before.sum).toBe(2);
+    const clean = await deviceSession(gw, d, { clean: true });
+    await clean.send(DISCONNECT);
+  });
+
+  it('answers a 1-23 alphanumeric client id that is not the user name with CONNACK 0x05, not 0x02 [MQTT-3.1.3-5]', async () => {
+    const d = seedDevice('air-quality', 22);
+    const plain = await rawSession(gw.ports.mqtt);
+    await plain.send(connectPacket({ ...deviceCreds(gw, d), clientId: 'Station42' }));
+    expect(await plain.next('connack')).toMatchObject({ returnCode: 5 });
+    plain.end();
+    const dashed = await rawSession(gw.ports.mqtt);
+    await dashed.send(connectPacket({ ...deviceCreds(gw, d), clientId: 'station-42' }));
+    expect(await dashed.next('connack')).toMatchObject({ returnCode: 2 });
+    dashed.end();
+  });
+
   it('delivers its rejection notice as a QoS 1 PUBLISH with a packet identifier, DUP 0 and RETAIN 0 [MQTT-2.3.1-1] [MQTT-3.3.1-9] [MQTT-3.8.4-6]', async () => {
     const s = await deviceSession(gw, d);
     await s.send(subscribePacket(1, [[errorsTopic(d), 2]]));
@@ -383,6 +424,17 @@ describe('MQTT over WebSocket', () => {
     const ws = await open(['mqttv3.1', 'mqtt']);
     expect(ws.protocol).toBe('mqtt');
     ws.terminate();
+  });
+
+  it('closes the connection on a text frame, even one holding a valid CONNECT [MQTT-6.0.0-1]', async () => {
+    const d = seedDevice('air-quality', 25);
+    const ws = await open(['mqtt']);
+    const got: Buffer[] = [];
+    ws.on('message', (m: Buffer) => got.push(m));
+    const closed = new Promise<void>((r) => ws.once('close', () => r()));
+    ws.send(connectPacket(deviceCreds(gw, d)).toString('latin1'));
+    await closed;
+    expect(Buffer.concat(got).length).toBe(0);
   });
 
   it('reads a CONNECT split over two binary frames [MQTT-6.0.0-2]', async () => {
