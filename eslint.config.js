@@ -9,6 +9,7 @@ export default tseslint.config(
       'data/**',
       'coverage/**',
       'test-output/**',
+      '.cache/**',
       'vt-*.config.ts',
     ],
   },

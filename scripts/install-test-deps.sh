@@ -2,17 +2,20 @@
 # Installs the Debian packages the tests drive: mosquitto_pub/mosquitto_sub, InfluxDB 1.x
 # (influxd), VictoriaMetrics, and Redis and HAProxy for the cluster tests. Installs only what
 # is missing; safe to run again. openssl makes the throwaway CA of the TLS tests; Eclipse Paho
-# (python3-paho-mqtt) is a second real MQTT client, one that can connect with keepalive 0.
+# (python3-paho-mqtt) is a second real MQTT client, one that can connect with keepalive 0. The
+# image test builds and runs docker/Dockerfile with podman (runtime runc; slirp4netns lets a
+# container reach a test server on the host's loopback), makes the base image with mmdebstrap,
+# and has Debian's Prometheus scrape the container.
 # The tests start their own servers on free loopback ports with temp data dirs: the system
 # services these packages ship are never used, and must not be left running.
 set -euo pipefail
 
 PACKAGES=(mosquitto-clients influxdb victoria-metrics redis-server haproxy chromium openssl
-  python3-paho-mqtt)
+  python3-paho-mqtt podman runc slirp4netns mmdebstrap prometheus)
 # Services of those packages, and the ports a running one would hold (influxd: HTTP and RPC;
-# redis-server: 6379; Debian's default haproxy.cfg opens no port).
-SERVICES=(influxdb victoria-metrics redis-server haproxy)
-PORTS=(8086 8088 8428 6379)
+# redis-server: 6379; prometheus: 9090; Debian's default haproxy.cfg opens no port).
+SERVICES=(influxdb victoria-metrics redis-server haproxy prometheus)
+PORTS=(8086 8088 8428 6379 9090)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -55,7 +58,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   done
 fi
 
-for bin in mosquitto_pub mosquitto_sub influxd victoria-metrics redis-server haproxy; do
+for bin in mosquitto_pub mosquitto_sub influxd victoria-metrics redis-server haproxy \
+  podman runc slirp4netns mmdebstrap prometheus promtool; do
   command -v "$bin" >/dev/null || { echo "error: $bin still missing after install" >&2; exit 1; }
 done
 

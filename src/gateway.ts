@@ -272,6 +272,8 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
       await app?.close();
       await drainer.stop(DRAIN_ON_CLOSE_MS);
       await spool.close();
+      // What is still unread is replayed into the store on the next start.
+      log.info({ records: spool.pendingRecords, bytes: spool.bytes }, 'spool closed');
       await store.close();
       await state.close();
       await backend?.close();

