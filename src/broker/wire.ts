@@ -242,6 +242,23 @@ export class MqttWire extends Duplex {
     });
   }
 
+  /**
+   * `read()` without a size returns everything buffered, as it did up to Node 24: Aedes reads
+   * once per 'readable' event (lib/client.js `nextBatch`) and waits for the next one, but Node 26
+   * returns one buffered chunk per call and emits no new 'readable' while more is buffered, so a
+   * CONNECT that arrived in pieces (MQTT.js over WebSocket writes one frame per field) was never
+   * read whole and the connection stalled.
+   */
+  override read(size?: number): Buffer | null {
+    const first = super.read(size) as Buffer | null;
+    if (size != null || first === null || this.readableLength === 0) return first;
+    const parts = [first];
+    for (let next = super.read() as Buffer | null; next !== null; next = super.read()) {
+      parts.push(next);
+    }
+    return parts.length === 1 ? first : Buffer.concat(parts);
+  }
+
   override _read(): void {
     this.#wantsData = true;
     this.#resumeIfFree();

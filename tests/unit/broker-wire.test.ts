@@ -363,6 +363,23 @@ describe('MqttWire', () => {
     expect(r.out.equals(Buffer.concat([v31, PINGREQ]))).toBe(true);
   });
 
+  it('hands everything buffered to one read(), as Aedes reads once per readable event', async () => {
+    const inner = new PassThrough();
+    const wire = new MqttWire(inner, { address: '127.0.0.1' }, { maxPacketBytes: LIMIT });
+    const reads: number[] = [];
+    wire.on('readable', () => {
+      const b = wire.read(null as unknown as undefined) as Buffer | null;
+      if (b) reads.push(b.length);
+    });
+    // MQTT.js over WebSocket writes a CONNECT one field per frame.
+    inner.write(CONNECT.subarray(0, 3));
+    inner.write(CONNECT.subarray(3, 9));
+    inner.write(CONNECT.subarray(9));
+    await new Promise((r) => setImmediate(r));
+    expect(reads).toEqual([CONNECT.length]);
+    wire.destroy();
+  });
+
   it('stops reading while held and resumes on release', async () => {
     const inner = new PassThrough();
     const wire = new MqttWire(inner, { address: '127.0.0.1' }, { maxPacketBytes: LIMIT });
