@@ -81,38 +81,30 @@ export interface DailyInput {
 
 /** The real-time AQI of one hour (PM2.5 and PM10 through their 24-h rows, as the standard does). */
 export function hourlyAqi(input: HourlyInput, standard: Standard): AqiResult {
-  const t = standard.table;
-  const acc = new Acc(standard);
-  acc.add('pm25_ugm3', t.pm25_24h, input.pm25_ugm3);
-  acc.add('pm10_ugm3', t.pm10_24h, input.pm10_ugm3);
-  acc.add('no2_ugm3', t.no2_1h, input.no2_ugm3);
-  acc.add('co_mgm3', t.co_1h, input.co_mgm3);
-  acc.add('o3_ugm3', t.o3_1h, input.o3_ugm3);
   const so2 = input.so2_ugm3;
-  if (so2 !== undefined && so2 > topOf(t, 'so2_1h')) {
-    acc.add('so2_ugm3', t.so2_24h, input.so2_ugm3_24h);
-  } else {
-    acc.add('so2_ugm3', t.so2_1h, so2);
-  }
-  return acc.result();
+  const so2High = so2 !== undefined && so2 > topOf(standard, 'so2_1h');
+  return compute(standard, [
+    ['pm25_ugm3', 'pm25_24h', input.pm25_ugm3],
+    ['pm10_ugm3', 'pm10_24h', input.pm10_ugm3],
+    ['so2_ugm3', so2High ? 'so2_24h' : 'so2_1h', so2High ? input.so2_ugm3_24h : so2],
+    ['no2_ugm3', 'no2_1h', input.no2_ugm3],
+    ['co_mgm3', 'co_1h', input.co_mgm3],
+    ['o3_ugm3', 'o3_1h', input.o3_ugm3],
+  ]);
 }
 
 /** The AQI of one day: 24-h means and the O3 daily maximum 8-h mean. */
 export function dailyAqi(input: DailyInput, standard: Standard): AqiResult {
-  const t = standard.table;
-  const acc = new Acc(standard);
-  acc.add('pm25_ugm3', t.pm25_24h, input.pm25_ugm3);
-  acc.add('pm10_ugm3', t.pm10_24h, input.pm10_ugm3);
-  acc.add('so2_ugm3', t.so2_24h, input.so2_ugm3);
-  acc.add('no2_ugm3', t.no2_24h, input.no2_ugm3);
-  acc.add('co_mgm3', t.co_24h, input.co_mgm3);
   const o3 = input.o3_ugm3_8h;
-  if (o3 !== undefined && o3 > topOf(t, 'o3_8h')) {
-    acc.add('o3_ugm3', t.o3_1h, input.o3_ugm3_1h);
-  } else {
-    acc.add('o3_ugm3', t.o3_8h, o3);
-  }
-  return acc.result();
+  const o3High = o3 !== undefined && o3 > topOf(standard, 'o3_8h');
+  return compute(standard, [
+    ['pm25_ugm3', 'pm25_24h', input.pm25_ugm3],
+    ['pm10_ugm3', 'pm10_24h', input.pm10_ugm3],
+    ['so2_ugm3', 'so2_24h', input.so2_ugm3],
+    ['no2_ugm3', 'no2_24h', input.no2_ugm3],
+    ['co_mgm3', 'co_24h', input.co_mgm3],
+    ['o3_ugm3', o3High ? 'o3_1h' : 'o3_8h', o3High ? input.o3_ugm3_1h : o3],
+  ]);
 }
 
 /** The level (1–6, category, colour) of an AQI value (HJ 633 Table 2). */
@@ -120,46 +112,35 @@ export function levelOf(aqi: number): Level {
   return LEVELS.find((l) => aqi <= l.upTo) ?? (LEVELS[5] as Level);
 }
 
-function topOf(t: Standard['table'], item: Item): number {
-  const row = t[item];
+function topOf(standard: Standard, item: Item): number {
+  const row = standard.table[item];
   return row[row.length - 1] as number;
 }
 
-class Acc {
-  readonly #standard: Standard;
-  readonly #iaqi: Partial<Record<Pollutant, number>> = {};
-  readonly #beyond: Pollutant[] = [];
-
-  constructor(standard: Standard) {
-    this.#standard = standard;
-  }
-
-  add(p: Pollutant, row: readonly number[], c: number | undefined): void {
-    if (c === undefined || !Number.isFinite(c) || c < 0) return;
+/** Each pollutant's IAQI from the row its concentration is read with, and the AQI of them all. */
+function compute(
+  standard: Standard,
+  items: readonly (readonly [Pollutant, Item, number | undefined])[],
+): AqiResult {
+  const iaqi: Partial<Record<Pollutant, number>> = {};
+  const beyondTable: Pollutant[] = [];
+  for (const [p, item, c] of items) {
+    if (c === undefined || !Number.isFinite(c) || c < 0) continue;
+    const row = standard.table[item];
     const v = subIndex(row, c);
-    if (v !== undefined) {
-      this.#iaqi[p] = v;
-    } else {
-      // Above a full row's top (IAQI 500): the standard defines nothing higher.
-      this.#iaqi[p] = IAQI_STEPS[row.length - 1] as number;
-      this.#beyond.push(p);
-    }
+    if (v === undefined) beyondTable.push(p); // above a full row's top: nothing higher is defined
+    iaqi[p] = v ?? (IAQI_STEPS[row.length - 1] as number);
   }
-
-  result(): AqiResult {
-    const entries = POLLUTANTS.filter((p) => this.#iaqi[p] !== undefined).map(
-      (p) => [p, this.#iaqi[p] as number] as const,
-    );
-    const aqi = entries.length === 0 ? undefined : Math.max(...entries.map(([, v]) => v));
-    return {
-      aqi,
-      level: aqi === undefined ? undefined : levelOf(aqi),
-      iaqi: this.#iaqi,
-      primary:
-        aqi !== undefined && aqi > 50 ? entries.filter(([, v]) => v === aqi).map(([p]) => p) : [],
-      exceeding: entries.filter(([, v]) => v > 100).map(([p]) => p),
-      beyondTable: this.#beyond,
-      standard: this.#standard.id,
-    };
-  }
+  const entries = POLLUTANTS.flatMap((p) => (iaqi[p] === undefined ? [] : [[p, iaqi[p]] as const]));
+  const aqi = entries.length === 0 ? undefined : Math.max(...entries.map(([, v]) => v));
+  return {
+    aqi,
+    level: aqi === undefined ? undefined : levelOf(aqi),
+    iaqi,
+    primary:
+      aqi !== undefined && aqi > 50 ? entries.filter(([, v]) => v === aqi).map(([p]) => p) : [],
+    exceeding: entries.filter(([, v]) => v > 100).map(([p]) => p),
+    beyondTable,
+    standard: standard.id,
+  };
 }
