@@ -22,6 +22,7 @@ export const SCHEMA_KEYWORDS = [
   'x-interval-seconds',
   'x-unit',
   'x-thresholds',
+  'x-hj212',
 ] as const;
 
 export interface DeviceType {
