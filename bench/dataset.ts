@@ -13,7 +13,7 @@ import type { SimDevice } from '../devices/models/types.js';
 import { createRng, deriveSeed, hash32 } from '../devices/rng.js';
 import { loadCatalog } from '../src/ingest/catalog.js';
 import { createEmbeddedStore } from '../src/store/embedded/index.js';
-import type { FieldValue, Point } from '../src/store/types.js';
+import type { FieldValue, Point } from '../src/points/point.js';
 import type { ProgressLine } from './report.js';
 import { fmt } from './report.js';
 

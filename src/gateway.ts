@@ -26,7 +26,8 @@ import { createEmbeddedStore } from './store/embedded/index.js';
 import { createInfluxStore } from './store/influx/index.js';
 import { Metrics } from './telemetry/metrics.js';
 import type { StreamCounters } from './http/routes/stream.js';
-import type { Point, Store } from './store/types.js';
+import type { Store } from './store/types.js';
+import type { Point } from './points/point.js';
 import { REJECT, TaihuError } from './errors.js';
 
 export interface Ports {

@@ -21,7 +21,8 @@
  *   not about the data (401, 404 bucket, 5xx) as retryable.
  */
 import { CODES, TaihuError } from '../errors.js';
-import type { Point, Store } from '../store/types.js';
+import type { Store } from '../store/types.js';
+import type { Point } from '../points/point.js';
 import type { Spool, SpoolLogger, SpoolRecord } from './spool.js';
 
 export interface DrainerOptions {

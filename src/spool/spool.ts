@@ -30,8 +30,14 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:f
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CODES, ERR_CONFIG, TaihuError } from '../errors.js';
-import type { Point } from '../store/types.js';
-import { decodePayload, encodePoints, payloadBytes, payloadCount, writePayload } from './codec.js';
+import type { Point } from '../points/point.js';
+import {
+  decodePayload,
+  encodePoints,
+  payloadBytes,
+  payloadCount,
+  writePayload,
+} from '../points/codec.js';
 import {
   FrameReader,
   HEADER_BYTES,
@@ -100,7 +106,7 @@ export interface SpoolRecord {
   readonly appendedAt: number;
   /** How many points the record holds. */
   readonly count: number;
-  /** The record as the codec wrote it, format byte first (codec.ts). */
+  /** The record as the codec wrote it, format byte first (src/points/codec.ts). */
   readonly payload: Buffer;
   /** The record's points, decoded on first use; none if the record cannot be decoded. */
   readonly points: Point[];

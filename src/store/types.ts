@@ -2,11 +2,10 @@
  * The storage contract shared by every sink (embedded SQLite, InfluxDB).
  * One contract suite runs the same cases against each implementation.
  */
+import type { Point, PointTags } from '../points/point.js';
 
 /** How a field is stored; fixed by the device type's JSON Schema, never changes. */
 export type FieldKind = 'integer' | 'float' | 'boolean' | 'string';
-
-export type FieldValue = number | boolean | string;
 
 /** One measurement (= one device type) and the kinds of its fields, `seq` included. */
 export interface MeasurementInfo {
@@ -16,23 +15,6 @@ export interface MeasurementInfo {
   readonly measurement: string;
   /** Field name → kind, in schema order; always contains `seq` as `integer`. */
   readonly fields: ReadonlyMap<string, FieldKind>;
-}
-
-/** Low-cardinality identity of a series; values come from the registry, never the payload. */
-export interface PointTags {
-  readonly device_id: string;
-  readonly district: string;
-  readonly site_id: string;
-}
-
-/** One reading, normalised. Same series + timestamp overwrites (idempotent replay). */
-export interface Point {
-  readonly measurement: string;
-  readonly tags: PointTags;
-  /** Field name → value; a null-prototype object. Only fields present in the reading. */
-  readonly fields: Readonly<Record<string, FieldValue>>;
-  /** Epoch milliseconds. */
-  readonly ts: number;
 }
 
 export const AGGREGATE_FNS = [
@@ -113,7 +95,7 @@ export interface Store {
   prepareWrite?(points: readonly Point[]): () => Promise<void>;
   /**
    * Optional: `prepareWrite` for points still encoded as spool record payloads
-   * (`src/spool/codec.ts`), `count` of them in all: the store decodes them where it writes
+   * (`src/points/codec.ts`), `count` of them in all: the store decodes them where it writes
    * them, so the caller's thread never builds those objects. Same outcome as `write`.
    */
   prepareWriteEncoded?(payloads: readonly Uint8Array[], count: number): () => Promise<void>;

@@ -6,13 +6,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createInfluxStore, InfluxStoreError } from '../../src/store/influx/index.js';
-import type {
-  FieldKind,
-  FieldValue,
-  MeasurementInfo,
-  Point,
-  Store,
-} from '../../src/store/types.js';
+import type { FieldKind, MeasurementInfo, Store } from '../../src/store/types.js';
+import type { FieldValue, Point } from '../../src/points/point.js';
 import { influxql, startInfluxDB, type TestServer } from '../helpers/servers.js';
 
 const SEED = 20261126;

@@ -13,11 +13,10 @@ import type {
   AggregateQuery,
   AggregateSeries,
   FieldKind,
-  FieldValue,
   MeasurementInfo,
-  Point,
   Store,
 } from '../../src/store/types.js';
+import type { FieldValue, Point } from '../../src/points/point.js';
 import {
   influxql,
   startInfluxDB,

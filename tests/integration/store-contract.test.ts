@@ -16,9 +16,9 @@ import {
   GROUP_BYS,
   type AggregateQuery,
   type AggregateSeries,
-  type Point,
   type Store,
 } from '../../src/store/types.js';
+import type { Point } from '../../src/points/point.js';
 import { startInfluxDB, type TestServer } from '../helpers/servers.js';
 
 const catalog = loadCatalog('schemas');

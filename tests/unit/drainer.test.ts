@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERR_STORE, TaihuError } from '../../src/errors.js';
 import { Drainer, type DrainerOptions } from '../../src/spool/drainer.js';
-import { decodePayload } from '../../src/spool/codec.js';
+import { decodePayload } from '../../src/points/codec.js';
 import { Spool } from '../../src/spool/spool.js';
-import type { FieldValue, Point, Store } from '../../src/store/types.js';
+import type { Store } from '../../src/store/types.js';
+import type { FieldValue, Point } from '../../src/points/point.js';
 import { rewritePayloads, undecodable } from '../helpers/spool-files.js';
 
 interface Line {

@@ -6,18 +6,17 @@ import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERR_BAD_PARAM } from '../../src/errors.js';
-import { encodePayload } from '../../src/spool/codec.js';
+import { encodePayload } from '../../src/points/codec.js';
 import { createEmbeddedStore } from '../../src/store/embedded/index.js';
 import type {
   AggregateFn,
   AggregateQuery,
   FieldKind,
-  FieldValue,
   GroupBy,
   MeasurementInfo,
-  Point,
   Store,
 } from '../../src/store/types.js';
+import type { FieldValue, Point } from '../../src/points/point.js';
 import { rejection } from '../helpers/errors.js';
 
 const MIN = 60_000;

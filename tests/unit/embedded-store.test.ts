@@ -8,13 +8,11 @@ import type {
   AggregateQuery,
   AggregateSeries,
   FieldKind,
-  FieldValue,
   Fill,
   MeasurementInfo,
-  Point,
-  PointTags,
   Store,
 } from '../../src/store/types.js';
+import type { FieldValue, Point, PointTags } from '../../src/points/point.js';
 import { rejection } from '../helpers/errors.js';
 
 const SEC = 1000;

@@ -11,7 +11,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AggregateQuery, FieldKind, Point, Store } from '../types.js';
+import type { AggregateQuery, FieldKind, Store } from '../types.js';
+import type { Point } from '../../points/point.js';
 import { createEmbeddedStore } from './index.js';
 
 const MIN = 60_000;

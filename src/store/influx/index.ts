@@ -11,9 +11,9 @@ import type {
   AggregateSeries,
   FieldKind,
   MeasurementInfo,
-  Point,
   Store,
 } from '../types.js';
+import type { Point } from '../../points/point.js';
 import { INFLUX_CODES, InfluxStoreError, refused } from './errors.js';
 import { InfluxHttp, isV2ApiAnswer } from './http.js';
 import {
@@ -23,7 +23,7 @@ import {
   statementSeries,
   toAggregateSeries,
 } from './influxql.js';
-import { payloadJson } from '../../spool/codec.js';
+import { payloadJson } from '../../points/codec.js';
 import {
   compileMeasurement,
   encodePoints,
