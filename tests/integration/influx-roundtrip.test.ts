@@ -9,6 +9,7 @@ import { createInfluxStore, InfluxStoreError } from '../../src/store/influx/inde
 import type { FieldKind, MeasurementInfo, Store } from '../../src/store/types.js';
 import type { FieldValue, Point } from '../../src/points/point.js';
 import { influxql, startInfluxDB, type TestServer } from '../helpers/servers.js';
+import { writePoints } from '../../src/points/batch.js';
 
 const SEED = 20261126;
 const RUNS = 1_000;
@@ -117,7 +118,7 @@ describe('tag values and string fields through influxd 1.6.7', () => {
           ts,
         };
         try {
-          await store.write([point]);
+          await writePoints(store, [point]);
         } catch (err) {
           if (!(err instanceof InfluxStoreError)) throw err;
           outcomes.refused++;

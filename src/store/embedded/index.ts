@@ -20,9 +20,9 @@ import { ERR_BAD_PARAM, type TaihuError } from '../../errors.js';
 import { packPayloads } from '../../points/codec.js';
 import { checkAggregateQuery } from '../check-query.js';
 import type { AggregateQuery, AggregateSeries, MeasurementInfo, Store } from '../types.js';
-import type { Point } from '../../points/point.js';
+import type { Batch, PreparedBatch } from '../../points/batch.js';
 import type { Tables } from './engine.js';
-import type { Role } from './protocol.js';
+import type { Role, WriteRequest } from './protocol.js';
 import { failed, mergeMeasurements, refused } from './schema.js';
 import { SqliteThread } from './thread.js';
 
@@ -66,6 +66,14 @@ function workerScript(): URL {
   return script;
 }
 
+/** A batch as the writer worker takes it. */
+class EmbeddedBatch implements PreparedBatch {
+  constructor(
+    readonly count: number,
+    readonly request: WriteRequest,
+  ) {}
+}
+
 export function createEmbeddedStore(opts: EmbeddedStoreOptions): Store {
   return new EmbeddedStore(opts);
 }
@@ -102,23 +110,23 @@ class EmbeddedStore implements Store {
     this.#tables = tables;
   }
 
-  async write(points: readonly Point[]): Promise<void> {
-    if (this.#tables === undefined) throw refused('write before open() or after close()');
-    if (points.length === 0) return;
-    const writer = this.#liveWriter();
-    await writer.ready;
-    await writer.thread.call({ op: 'write', points });
+  prepare(batch: Batch): PreparedBatch {
+    // Encoded records cross to the writer as one buffer, decoded there: the loop neither decodes
+    // nor clones them. Points already decoded cross by structured clone.
+    const request: WriteRequest =
+      batch.payloads === undefined
+        ? { op: 'write', points: batch.points() }
+        : { op: 'writeEncoded', packed: packPayloads(batch.payloads) };
+    return new EmbeddedBatch(batch.count, request);
   }
 
-  prepareWriteEncoded(payloads: readonly Uint8Array[], count: number): () => Promise<void> {
-    if (count === 0) return () => Promise.resolve();
-    const packed = packPayloads(payloads);
-    return async () => {
-      if (this.#tables === undefined) throw refused('write before open() or after close()');
-      const writer = this.#liveWriter();
-      await writer.ready;
-      await writer.thread.call({ op: 'writeEncoded', packed });
-    };
+  async write(batch: PreparedBatch): Promise<void> {
+    if (!(batch instanceof EmbeddedBatch)) throw refused('write() of a foreign batch');
+    if (this.#tables === undefined) throw refused('write before open() or after close()');
+    if (batch.count === 0) return;
+    const writer = this.#liveWriter();
+    await writer.ready;
+    await writer.thread.call(batch.request);
   }
 
   async aggregate(q: AggregateQuery): Promise<AggregateSeries[]> {

@@ -19,11 +19,14 @@ export interface WorkerData {
   readonly role: Role;
 }
 
-export type Request =
-  | { readonly op: 'open'; readonly tables: Tables }
+export type WriteRequest =
   | { readonly op: 'write'; readonly points: readonly Point[] }
   /** Spool record payloads packed by `packPayloads` (points/codec.ts), decoded by the worker. */
-  | { readonly op: 'writeEncoded'; readonly packed: Uint8Array }
+  | { readonly op: 'writeEncoded'; readonly packed: Uint8Array };
+
+export type Request =
+  | { readonly op: 'open'; readonly tables: Tables }
+  | WriteRequest
   | { readonly op: 'aggregate'; readonly query: AggregateQuery; readonly kind: FieldKind }
   | { readonly op: 'close' };
 
