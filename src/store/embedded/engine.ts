@@ -93,8 +93,8 @@ export class SqliteEngine {
   }
 
   /**
-   * `q` was checked by the caller (`checkAggregateQuery`, the bucket limit) against `kind`, the
-   * field's kind; a reader connects on its first query.
+   * `q` was checked by the caller (`checkAggregate`) against `kind`, the field's kind; a reader
+   * connects on its first query.
    */
   aggregate(q: AggregateQuery, kind: FieldKind): AggregateSeries[] {
     const db = this.#db ?? (this.#opts.readonly ? this.#connect() : undefined);

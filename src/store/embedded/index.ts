@@ -5,8 +5,9 @@
  * worker owns the read-write connection (tables, migrations, writes; a 5,000-point batch
  * with its WAL fsync takes ~128 ms), and a small pool of reader workers, one read-only
  * connection each, answers aggregates (WAL lets them read beside the writer, and lets two
- * aggregates run on two cores). The checks that need no database (unknown measurement or
- * field, `checkAggregateQuery`, the bucket limit) stay here, so a bad query costs no message.
+ * aggregates run on two cores). The checks that need no database (`checkAggregate`: unknown
+ * measurement or field, bad parameters, the bucket limit) stay here, so a bad query costs no
+ * message.
  *
  * A worker that dies rejects what it owed with a retryable error (the drainer retries, /ready
  * shows the error meanwhile); the next call starts a new one, the writer reopening the tables
@@ -16,9 +17,9 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import { ERR_BAD_PARAM, type TaihuError } from '../../errors.js';
+import type { TaihuError } from '../../errors.js';
 import { packPayloads } from '../../points/codec.js';
-import { checkAggregateQuery } from '../check-query.js';
+import { checkAggregate } from '../check-query.js';
 import type { AggregateQuery, AggregateSeries, MeasurementInfo, Store } from '../types.js';
 import type { Batch, PreparedBatch } from '../../points/batch.js';
 import type { Tables } from './engine.js';
@@ -41,8 +42,6 @@ export interface EmbeddedStoreOptions {
 }
 
 const defaults = {
-  /** Buckets per query; bounds the work of one call, the HTTP layer sets its own lower limit. */
-  maxBuckets: 100_000,
   /** Upper bound of the default reader count; each holds a 64 MiB page cache at most. */
   maxReaders: 4,
 } as const;
@@ -132,19 +131,8 @@ class EmbeddedStore implements Store {
   async aggregate(q: AggregateQuery): Promise<AggregateSeries[]> {
     const tables = this.#tables;
     if (tables === undefined) throw refused('aggregate before open() or after close()');
-    const table = tables.get(q.measurement);
-    if (table === undefined) throw refused(`unknown measurement '${q.measurement}'`);
-    const kind = table.get(q.field);
-    if (kind === undefined) {
-      throw refused(`unknown field '${q.field}' in measurement '${q.measurement}'`);
-    }
-    checkAggregateQuery(q, kind);
-    if (q.fromMs >= q.toMs) return [];
-    const first = Math.floor(q.fromMs / q.everyMs);
-    const last = Math.floor((q.toMs - 1) / q.everyMs);
-    if (last - first + 1 > defaults.maxBuckets) {
-      throw ERR_BAD_PARAM('every', `more than ${defaults.maxBuckets} buckets in the time range`);
-    }
+    const kind = checkAggregate(q, tables, refused);
+    if (kind === undefined) return [];
     const req = { op: 'aggregate', query: q, kind } as const;
     if (this.#readerCount === 0) {
       const writer = this.#liveWriter();

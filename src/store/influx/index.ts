@@ -4,8 +4,7 @@
  * resolves once InfluxDB acknowledged it (204) and rejects with a classified error otherwise;
  * retrying and splitting batches is the spool drainer's job.
  */
-import { ERR_BAD_PARAM } from '../../errors.js';
-import { checkAggregateQuery } from '../check-query.js';
+import { checkAggregate } from '../check-query.js';
 import type {
   AggregateQuery,
   AggregateSeries,
@@ -75,8 +74,6 @@ const defaults = {
    * 98 % vs 87 % of a core, so its gunzip is what slows it), `taihu bench drain`.
    */
   loopbackGzipThresholdBytes: Infinity,
-  /** Buckets one aggregate may span; the same bound as the embedded store. */
-  maxBuckets: 100_000,
 } as const;
 
 /** A batch's line protocol, or what made encoding it fail. */
@@ -198,19 +195,7 @@ class InfluxStore implements Store {
 
   async aggregate(q: AggregateQuery): Promise<AggregateSeries[]> {
     if (this.#encoders === undefined) throw closedError('aggregate');
-    const fields = this.#kinds.get(q.measurement);
-    if (fields === undefined) throw refused(`unknown measurement '${q.measurement}'`);
-    const kind = fields.get(q.field);
-    if (kind === undefined) {
-      throw refused(`unknown field '${q.field}' in measurement '${q.measurement}'`);
-    }
-    checkAggregateQuery(q, kind);
-    if (q.fromMs >= q.toMs) return [];
-    const first = Math.floor(q.fromMs / q.everyMs);
-    const last = Math.floor((q.toMs - 1) / q.everyMs);
-    if (last - first + 1 > defaults.maxBuckets) {
-      throw ERR_BAD_PARAM('every', `more than ${defaults.maxBuckets} buckets in the time range`);
-    }
+    if (checkAggregate(q, this.#kinds, refused) === undefined) return [];
     for (const value of Object.values(q.filter)) {
       // a tag value InfluxQL cannot spell was never written by this store
       if (value !== undefined && !expressible(value)) return [];
