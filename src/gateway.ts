@@ -47,8 +47,6 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** How long the drainer lets a batch gather before writing it: bounds publish→queryable. */
-const DRAIN_BATCH_AGE_MS = 250;
 /** How long start-up waits for the store before serving devices without it. */
 const STORE_OPEN_WAIT_MS = 2_000;
 /** Retry delays while the store cannot be reached at start, ms. */
@@ -121,7 +119,6 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
   });
   const typeOf = new Map(catalog.list().map((t) => [t.measurement, t.type]));
   const drainer = new Drainer(spool, store, {
-    maxBatchAgeMs: DRAIN_BATCH_AGE_MS,
     logger: log.child({ component: 'drainer' }),
     onRejected: (points, err) => storeRefused(points, err.message),
   });

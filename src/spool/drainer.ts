@@ -44,8 +44,9 @@ export interface DrainerOptions {
 export const defaultDrainerOptions = {
   // Points per store write; InfluxDB's write guidance is batches of about 5,000 lines.
   maxBatchPoints: 5_000,
-  // A lone record waits at most this for a fuller batch, ms; 0 = write whatever is there at once.
-  maxBatchAgeMs: 1_000,
+  // A lone record waits at most this for a fuller batch, ms, which bounds publish→queryable;
+  // 0 = write whatever is there at once.
+  maxBatchAgeMs: 250,
   // First retry within [0, 100] ms (full jitter), the ceiling doubling per attempt.
   baseBackoffMs: 100,
   // Retry delay ceiling, ms; a retryAfterMs from the sink overrides it.
