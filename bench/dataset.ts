@@ -13,7 +13,8 @@ import type { SimDevice } from '../devices/models/types.js';
 import { createRng, deriveSeed, hash32 } from '../devices/rng.js';
 import { loadCatalog } from '../src/ingest/catalog.js';
 import { createEmbeddedStore } from '../src/store/embedded/index.js';
-import type { FieldValue, Point } from '../src/store/types.js';
+import type { FieldValue, Point } from '../src/points/point.js';
+import { writePoints } from '../src/points/batch.js';
 import type { ProgressLine } from './report.js';
 import { fmt } from './report.js';
 
@@ -93,7 +94,7 @@ export async function cityDataset(opts: {
   let batch: Point[] = [];
   const flush = async () => {
     const t = performance.now();
-    await store.write(batch);
+    await writePoints(store, batch);
     writeMs += performance.now() - t;
     written += batch.length;
     batch = [];

@@ -1,7 +1,9 @@
 /**
- * Configuration: the only module that reads `process.env`. Every option has a
- * default and a one-line doc here; values are validated once at start with AJV
- * and frozen. Precedence: CLI flags > environment > `.env` file > defaults.
+ * Configuration: the only module that reads `process.env`. Every option is declared once, in
+ * OPTIONS: its variable, default, one-line doc and the JSON Schema fragment of its value. The
+ * schema the values are validated against (once, at start, with AJV) and the `Config` type are
+ * both derived from that list; the result is frozen. Precedence: CLI flags > environment >
+ * `.env` file > defaults.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -31,70 +33,37 @@ export function parseDuration(text: string): number | undefined {
   return Number.isSafeInteger(n * unit) ? n * unit : undefined;
 }
 
-interface OptionSpec {
+/** What a resolved value may be: the JSON Schema fragment `loadConfig` validates it with. */
+type OptionSchema =
+  | { readonly type: 'integer'; readonly minimum?: number; readonly maximum?: number }
+  | { readonly type: 'string'; readonly minLength?: number; readonly pattern?: string }
+  | { readonly enum: readonly string[] };
+
+export interface OptionSpec {
   /** Environment variable. */
-  env: string;
+  readonly env: string;
   /** Property name in Config. */
-  key: keyof Config;
+  readonly key: string;
   /** One line for --help and the README. */
-  doc: string;
-  kind: 'port' | 'string' | 'int' | 'bytes' | 'duration' | 'enum' | 'secret';
-  default?: string;
-  values?: readonly string[];
+  readonly doc: string;
+  /** How the variable's text is read: a number, a duration, one of `schema.enum`, or text. */
+  readonly kind: 'port' | 'string' | 'int' | 'bytes' | 'duration' | 'enum' | 'secret';
+  readonly schema: OptionSchema;
+  /** The default, as the variable's text; without one (and not `derived`) the value is optional. */
+  readonly default?: string;
+  /** No fixed default: `loadConfig` picks the value from other options when it is unset. */
+  readonly derived?: true;
 }
 
-export interface Config {
-  mqttHost: string;
-  mqttPort: number;
-  mqttWsPort: number;
-  httpHost: string;
-  httpPort: number;
-  dataDir: string;
-  schemasDir: string;
-  seedsDir: string;
-  store: 'embedded' | 'influxdb';
-  influxUrl: string | undefined;
-  influxToken: string | undefined;
-  influxOrg: string | undefined;
-  influxBucket: string;
-  influxApi: 'v2' | 'v1';
-  influxUsername: string | undefined;
-  influxPassword: string | undefined;
-  clusterRedisUrl: string | undefined;
-  enrollmentKey: string | undefined;
-  adminKey: string | undefined;
-  spoolMaxBytes: number;
-  maxBatch: number;
-  httpAuthFailures: number;
-  maxPayloadBytes: number;
-  maxClockSkewMs: number;
-  maxAgeMs: number;
-  commitWindowMs: number;
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  logFormat: 'json' | 'pretty';
-  mqttsPort: number;
-  tlsCert: string | undefined;
-  tlsKey: string | undefined;
-  tlsCa: string | undefined;
-  tlsCrl: string | undefined;
-  mqttAuth: 'on' | 'off';
-  maxPacketBytes: number | undefined;
-  mqttConnectTimeoutMs: number;
-  mqttKeepaliveZero: 'allow' | 'refuse';
-  mqttIdleTimeoutMs: number;
-  maxConnections: number;
-  maxConnectionsPerIp: number;
-  deviceRate: number;
-  deviceBurst: number;
-  deviceMaxInflight: number;
-}
+const PORT_SCHEMA = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 
-/** Every option, its default and what it does. Ports of 0 pick a free port. */
-export const OPTIONS: readonly OptionSpec[] = [
+/** OPTIONS as written, literal types kept: `Config` is derived from them. */
+const OPTION_LIST = [
   {
     env: 'TAIHU_MQTT_HOST',
     key: 'mqttHost',
     kind: 'string',
+    schema: { type: 'string', minLength: 1 },
     default: '127.0.0.1',
     doc: 'address the MQTT listeners bind to (0.0.0.0 in Docker)',
   },
@@ -102,6 +71,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_MQTT_PORT',
     key: 'mqttPort',
     kind: 'port',
+    schema: PORT_SCHEMA,
     default: '1883',
     doc: 'MQTT over TCP port; 0 picks a free port',
   },
@@ -109,6 +79,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_MQTT_WS_PORT',
     key: 'mqttWsPort',
     kind: 'port',
+    schema: PORT_SCHEMA,
     default: '8083',
     doc: 'MQTT over WebSocket port (path /mqtt); 0 picks a free port',
   },
@@ -116,6 +87,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_HTTP_HOST',
     key: 'httpHost',
     kind: 'string',
+    schema: { type: 'string', minLength: 1 },
     default: '127.0.0.1',
     doc: 'address the HTTP API binds to (0.0.0.0 in Docker)',
   },
@@ -123,6 +95,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_HTTP_PORT',
     key: 'httpPort',
     kind: 'port',
+    schema: PORT_SCHEMA,
     default: '8080',
     doc: 'HTTP API port; 0 picks a free port',
   },
@@ -130,6 +103,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_DATA_DIR',
     key: 'dataDir',
     kind: 'string',
+    schema: { type: 'string', minLength: 1 },
     default: './data',
     doc: 'where the registry, embedded store and keys live',
   },
@@ -137,6 +111,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_SCHEMAS_DIR',
     key: 'schemasDir',
     kind: 'string',
+    schema: { type: 'string', minLength: 1 },
     default: resolve(PACKAGE_ROOT, 'schemas'),
     doc: 'device JSON Schemas ({type}.v{N}.json)',
   },
@@ -144,6 +119,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_SEEDS_DIR',
     key: 'seedsDir',
     kind: 'string',
+    schema: { type: 'string', minLength: 1 },
     default: resolve(PACKAGE_ROOT, 'seeds'),
     doc: 'districts, sites and devices loaded on start',
   },
@@ -151,21 +127,36 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_STORE',
     key: 'store',
     kind: 'enum',
-    values: ['embedded', 'influxdb'],
+    schema: { enum: ['embedded', 'influxdb'] },
+    derived: true,
     doc: 'telemetry store; influxdb when TAIHU_INFLUX_URL is set, else embedded',
   },
   {
     env: 'TAIHU_INFLUX_URL',
     key: 'influxUrl',
     kind: 'string',
+    schema: { type: 'string', pattern: '^https?://' },
     doc: 'InfluxDB base URL, e.g. http://127.0.0.1:8086',
   },
-  { env: 'TAIHU_INFLUX_TOKEN', key: 'influxToken', kind: 'secret', doc: 'InfluxDB API token (v2)' },
-  { env: 'TAIHU_INFLUX_ORG', key: 'influxOrg', kind: 'string', doc: 'InfluxDB organisation (v2)' },
+  {
+    env: 'TAIHU_INFLUX_TOKEN',
+    key: 'influxToken',
+    kind: 'secret',
+    schema: { type: 'string' },
+    doc: 'InfluxDB API token (v2)',
+  },
+  {
+    env: 'TAIHU_INFLUX_ORG',
+    key: 'influxOrg',
+    kind: 'string',
+    schema: { type: 'string' },
+    doc: 'InfluxDB organisation (v2)',
+  },
   {
     env: 'TAIHU_INFLUX_BUCKET',
     key: 'influxBucket',
     kind: 'string',
+    schema: { type: 'string', minLength: 1 },
     default: 'taihu',
     doc: 'InfluxDB bucket (v2) or database (v1)',
   },
@@ -173,39 +164,50 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_INFLUX_API',
     key: 'influxApi',
     kind: 'enum',
-    values: ['v2', 'v1'],
+    schema: { enum: ['v2', 'v1'] },
     default: 'v2',
     doc: 'write API: v2 (/api/v2/write, InfluxDB 1.8+) or v1 (/write, InfluxDB <= 1.7)',
   },
-  { env: 'TAIHU_INFLUX_USERNAME', key: 'influxUsername', kind: 'string', doc: 'InfluxDB v1 user' },
+  {
+    env: 'TAIHU_INFLUX_USERNAME',
+    key: 'influxUsername',
+    kind: 'string',
+    schema: { type: 'string' },
+    doc: 'InfluxDB v1 user',
+  },
   {
     env: 'TAIHU_INFLUX_PASSWORD',
     key: 'influxPassword',
     kind: 'secret',
+    schema: { type: 'string' },
     doc: 'InfluxDB v1 password',
   },
   {
     env: 'TAIHU_CLUSTER_REDIS_URL',
     key: 'clusterRedisUrl',
     kind: 'secret',
+    schema: { type: 'string', pattern: '^rediss?://' },
     doc: 'redis://[:password@]host:port[/db]: run as one gateway of a cluster sharing this Redis (needs InfluxDB); unset: a single gateway',
   },
   {
     env: 'TAIHU_ENROLLMENT_KEY',
     key: 'enrollmentKey',
     kind: 'secret',
+    schema: { type: 'string', minLength: 16 },
     doc: 'fleet enrollment key; generated into DATA_DIR/enrollment.key when unset',
   },
   {
     env: 'TAIHU_ADMIN_KEY',
     key: 'adminKey',
     kind: 'secret',
+    schema: { type: 'string', minLength: 16 },
     doc: 'an HTTP API key with the admin role; generated into DATA_DIR/admin.key when unset and no key exists',
   },
   {
     env: 'TAIHU_SPOOL_MAX_BYTES',
     key: 'spoolMaxBytes',
     kind: 'bytes',
+    schema: { type: 'integer', minimum: 1_048_576 },
     default: '1073741824',
     doc: 'disk quota of the spool in bytes',
   },
@@ -213,6 +215,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_HTTP_AUTH_FAILURES',
     key: 'httpAuthFailures',
     kind: 'int',
+    schema: { type: 'integer', minimum: 0 },
     default: '10',
     doc: 'failed API-key attempts per client address before it must wait (forgiven at that many a minute); 0 = no limit',
   },
@@ -220,6 +223,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_MAX_BATCH',
     key: 'maxBatch',
     kind: 'int',
+    schema: { type: 'integer', minimum: 1, maximum: 100_000 },
     default: '500',
     doc: 'most readings in one telemetry message (array payload)',
   },
@@ -227,6 +231,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_MAX_PAYLOAD_BYTES',
     key: 'maxPayloadBytes',
     kind: 'bytes',
+    schema: { type: 'integer', minimum: 64, maximum: 268_435_455 },
     default: '262144',
     doc: 'largest telemetry payload accepted, in bytes',
   },
@@ -234,6 +239,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_MAX_CLOCK_SKEW',
     key: 'maxClockSkewMs',
     kind: 'duration',
+    schema: { type: 'integer', minimum: 0 },
     default: '5m',
     doc: 'how far in the future a reading timestamp may be',
   },
@@ -241,6 +247,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_MAX_AGE',
     key: 'maxAgeMs',
     kind: 'duration',
+    schema: { type: 'integer', minimum: 1 },
     default: '7d',
     doc: 'how old a reading timestamp may be',
   },
@@ -248,6 +255,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_COMMIT_WINDOW',
     key: 'commitWindowMs',
     kind: 'duration',
+    schema: { type: 'integer', minimum: 0, maximum: 1000 },
     // Measured with fdatasync ≈ 0.3 ms: 0 gives ack p50 0.2–0.5 ms at 1–100 concurrent
     // publishers (readings arriving during an fsync still share the next one); 2ms gives
     // 2.4–2.8 ms but caps fsyncs near 400/s, which matters on IOPS-billed volumes.
@@ -258,7 +266,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_LOG_LEVEL',
     key: 'logLevel',
     kind: 'enum',
-    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     default: 'info',
     doc: 'log level',
   },
@@ -266,13 +274,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_LOG_FORMAT',
     key: 'logFormat',
     kind: 'enum',
-    values: ['json', 'pretty'],
+    schema: { enum: ['json', 'pretty'] },
+    derived: true,
     doc: 'json, or pretty (default on a terminal)',
   },
   {
     env: 'TAIHU_MQTTS_PORT',
     key: 'mqttsPort',
     kind: 'port',
+    schema: PORT_SCHEMA,
     default: '8883',
     doc: 'MQTT over TLS port, open when TAIHU_TLS_CERT and TAIHU_TLS_KEY are set; 0 picks a free port',
   },
@@ -280,31 +290,35 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_TLS_CERT',
     key: 'tlsCert',
     kind: 'string',
+    schema: { type: 'string', minLength: 1 },
     doc: 'PEM certificate (chain) file for mqtts (and https); unset: no TLS listener',
   },
   {
     env: 'TAIHU_TLS_KEY',
     key: 'tlsKey',
     kind: 'string',
+    schema: { type: 'string', minLength: 1 },
     doc: 'PEM private key file of TAIHU_TLS_CERT',
   },
   {
     env: 'TAIHU_TLS_CA',
     key: 'tlsCa',
     kind: 'string',
+    schema: { type: 'string', minLength: 1 },
     doc: 'PEM CA file: mqtts asks for client certificates signed by it (CN = device id, no password); unset: no client certificates',
   },
   {
     env: 'TAIHU_TLS_CRL',
     key: 'tlsCrl',
     kind: 'string',
+    schema: { type: 'string', minLength: 1 },
     doc: 'PEM certificate revocation list of TAIHU_TLS_CA, read at start; revoked client certificates are refused',
   },
   {
     env: 'TAIHU_MQTT_AUTH',
     key: 'mqttAuth',
     kind: 'enum',
-    values: ['on', 'off'],
+    schema: { enum: ['on', 'off'] },
     default: 'on',
     doc: 'off: development only, anyone may use topics outside sensors/ and $SYS without credentials; refused unless TAIHU_MQTT_HOST is loopback',
   },
@@ -312,12 +326,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_MAX_PACKET_BYTES',
     key: 'maxPacketBytes',
     kind: 'bytes',
+    schema: { type: 'integer', minimum: 128, maximum: 268_435_455 },
     doc: 'largest MQTT packet of any kind; a larger one closes the connection before it is read (default TAIHU_MAX_PAYLOAD_BYTES + 4096)',
   },
   {
     env: 'TAIHU_MQTT_CONNECT_TIMEOUT',
     key: 'mqttConnectTimeoutMs',
     kind: 'duration',
+    schema: { type: 'integer', minimum: 100, maximum: 600_000 },
     default: '10s',
     doc: 'how long a new MQTT connection may take to send CONNECT (and a TLS handshake or WebSocket upgrade to finish)',
   },
@@ -325,7 +341,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_MQTT_KEEPALIVE_ZERO',
     key: 'mqttKeepaliveZero',
     kind: 'enum',
-    values: ['allow', 'refuse'],
+    schema: { enum: ['allow', 'refuse'] },
     default: 'allow',
     doc: 'keepalive 0 (no pings, MQTT 3.1.1 §3.1.2.10): allow, watched by TCP keepalive and TAIHU_MQTT_IDLE_TIMEOUT, or refuse with CONNACK 0x02',
   },
@@ -333,6 +349,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_MQTT_IDLE_TIMEOUT',
     key: 'mqttIdleTimeoutMs',
     kind: 'duration',
+    schema: { type: 'integer', minimum: 0, maximum: 86_400_000 },
     default: '1h',
     doc: 'a connection with keepalive 0 that sends nothing for this long is closed; 0 = never',
   },
@@ -340,6 +357,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_MAX_CONNECTIONS',
     key: 'maxConnections',
     kind: 'int',
+    schema: { type: 'integer', minimum: 0 },
     default: '20000',
     doc: 'most open MQTT connections over all listeners; more are closed at accept; 0 = no limit',
   },
@@ -347,6 +365,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_MAX_CONNECTIONS_PER_IP',
     key: 'maxConnectionsPerIp',
     kind: 'int',
+    schema: { type: 'integer', minimum: 0 },
     default: '1000',
     doc: 'most open MQTT connections from one IP address (NAT gateways carry many devices); 0 = no limit',
   },
@@ -354,6 +373,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_DEVICE_RATE',
     key: 'deviceRate',
     kind: 'int',
+    schema: { type: 'integer', minimum: 0 },
     default: '50',
     doc: 'messages per second a device may publish on average; past it, QoS 1/2 acknowledgements and reads wait for the bucket (nothing is lost) and QoS 0 excess is dropped (RATE_LIMITED); 0 = no limit',
   },
@@ -361,6 +381,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_DEVICE_BURST',
     key: 'deviceBurst',
     kind: 'int',
+    schema: { type: 'integer', minimum: 1 },
     default: '200',
     doc: 'messages a device may publish at once above TAIHU_DEVICE_RATE (token bucket size)',
   },
@@ -368,63 +389,39 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'TAIHU_DEVICE_MAX_INFLIGHT',
     key: 'deviceMaxInflight',
     kind: 'int',
+    schema: { type: 'integer', minimum: 0, maximum: 65_535 },
     default: '100',
     doc: "messages of one device awaiting their acknowledgement; past it the gateway stops reading that device's connection until acks catch up; 0 = no limit",
   },
-];
+] as const satisfies readonly OptionSpec[];
 
-const PORT_SCHEMA = { type: 'integer', minimum: 0, maximum: 65535 };
-const POSITIVE_INT = { type: 'integer', minimum: 1 };
+/** Every option, its default and what it does. Ports of 0 pick a free port. */
+export const OPTIONS: readonly OptionSpec[] = OPTION_LIST;
+
+type Option = (typeof OPTION_LIST)[number];
+/** The type of a value its schema fragment allows. */
+type ValueOf<S> = S extends { readonly enum: readonly (infer V)[] }
+  ? V
+  : S extends { readonly type: 'integer' }
+    ? number
+    : string;
+/** Whether `loadConfig` always sets the option: it has a default, or one derived from others. */
+type AlwaysSet<O> = O extends { readonly default: string } | { readonly derived: true }
+  ? true
+  : false;
+
+/** The resolved configuration: one property per option, typed by its schema. */
+export type Config = {
+  [O in Option as O['key']]: AlwaysSet<O> extends true
+    ? ValueOf<O['schema']>
+    : ValueOf<O['schema']> | undefined;
+};
 
 /** The JSON Schema every resolved configuration must satisfy. */
 export const CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  properties: {
-    mqttHost: { type: 'string', minLength: 1 },
-    mqttPort: PORT_SCHEMA,
-    mqttWsPort: PORT_SCHEMA,
-    httpHost: { type: 'string', minLength: 1 },
-    httpPort: PORT_SCHEMA,
-    dataDir: { type: 'string', minLength: 1 },
-    schemasDir: { type: 'string', minLength: 1 },
-    seedsDir: { type: 'string', minLength: 1 },
-    store: { enum: ['embedded', 'influxdb'] },
-    influxUrl: { type: 'string', pattern: '^https?://' },
-    influxToken: { type: 'string' },
-    influxOrg: { type: 'string' },
-    influxBucket: { type: 'string', minLength: 1 },
-    influxApi: { enum: ['v2', 'v1'] },
-    influxUsername: { type: 'string' },
-    influxPassword: { type: 'string' },
-    clusterRedisUrl: { type: 'string', pattern: '^rediss?://' },
-    enrollmentKey: { type: 'string', minLength: 16 },
-    adminKey: { type: 'string', minLength: 16 },
-    spoolMaxBytes: { type: 'integer', minimum: 1_048_576 },
-    maxBatch: { type: 'integer', minimum: 1, maximum: 100_000 },
-    httpAuthFailures: { type: 'integer', minimum: 0 },
-    maxPayloadBytes: { type: 'integer', minimum: 64, maximum: 268_435_455 },
-    maxClockSkewMs: { type: 'integer', minimum: 0 },
-    maxAgeMs: POSITIVE_INT,
-    commitWindowMs: { type: 'integer', minimum: 0, maximum: 1000 },
-    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
-    logFormat: { enum: ['json', 'pretty'] },
-    mqttsPort: PORT_SCHEMA,
-    tlsCert: { type: 'string', minLength: 1 },
-    tlsKey: { type: 'string', minLength: 1 },
-    tlsCa: { type: 'string', minLength: 1 },
-    tlsCrl: { type: 'string', minLength: 1 },
-    mqttAuth: { enum: ['on', 'off'] },
-    maxPacketBytes: { type: 'integer', minimum: 128, maximum: 268_435_455 },
-    mqttConnectTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 },
-    mqttKeepaliveZero: { enum: ['allow', 'refuse'] },
-    mqttIdleTimeoutMs: { type: 'integer', minimum: 0, maximum: 86_400_000 },
-    maxConnections: { type: 'integer', minimum: 0 },
-    maxConnectionsPerIp: { type: 'integer', minimum: 0 },
-    deviceRate: { type: 'integer', minimum: 0 },
-    deviceBurst: { type: 'integer', minimum: 1 },
-    deviceMaxInflight: { type: 'integer', minimum: 0, maximum: 65_535 },
-  },
+  properties: Object.fromEntries(OPTIONS.map((o) => [o.key, o.schema])),
 } as const;
 
 const BY_KEY = new Map(OPTIONS.map((o) => [o.key, o]));
@@ -499,9 +496,11 @@ function convert(opt: OptionSpec, text: string): unknown {
       if (ms === undefined) throw bad('a duration such as 500ms, 30s, 5m, 2h or 7d');
       return ms;
     }
-    case 'enum':
-      if (!opt.values?.includes(text)) throw bad(`one of ${opt.values?.join(', ')}`);
+    case 'enum': {
+      const values = 'enum' in opt.schema ? opt.schema.enum : [];
+      if (!values.includes(text)) throw bad(`one of ${values.join(', ')}`);
       return text;
+    }
     default:
       return text;
   }

@@ -48,6 +48,12 @@ export const ERR_SEED_FILE = createError(
   (file: string, detail: string) => `seed file ${file}: ${detail}`,
 );
 
+// points
+export const ERR_SPOOL_ENCODE = createError(
+  'TAIHU_ERR_SPOOL_ENCODE',
+  (what: string) => `spool: cannot encode ${what}`,
+);
+
 // storage
 export const ERR_STORE = createError(
   'TAIHU_ERR_STORE',

@@ -27,7 +27,8 @@ import { createEmbeddedStore } from './store/embedded/index.js';
 import { createInfluxStore } from './store/influx/index.js';
 import { Metrics } from './telemetry/metrics.js';
 import type { StreamCounters } from './http/routes/stream.js';
-import type { Point, Store } from './store/types.js';
+import type { Store } from './store/types.js';
+import type { Point } from './points/point.js';
 import { REJECT, TaihuError } from './errors.js';
 
 export interface Ports {
@@ -47,8 +48,6 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** How long the drainer lets a batch gather before writing it: bounds publish→queryable. */
-const DRAIN_BATCH_AGE_MS = 250;
 /** How long start-up waits for the store before serving devices without it. */
 const STORE_OPEN_WAIT_MS = 2_000;
 /** Retry delays while the store cannot be reached at start, ms. */
@@ -121,7 +120,6 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
   });
   const typeOf = new Map(catalog.list().map((t) => [t.measurement, t.type]));
   const drainer = new Drainer(spool, store, {
-    maxBatchAgeMs: DRAIN_BATCH_AGE_MS,
     logger: log.child({ component: 'drainer' }),
     onRejected: (points, err) => storeRefused(points, err.message),
   });

@@ -18,7 +18,8 @@ import { loadCatalog } from '../../src/ingest/catalog.js';
 import { defaultDrainerOptions, Drainer } from '../../src/spool/drainer.js';
 import { Spool } from '../../src/spool/spool.js';
 import { createInfluxStore } from '../../src/store/influx/index.js';
-import type { FieldKind, FieldValue, Point } from '../../src/store/types.js';
+import type { FieldKind } from '../../src/store/types.js';
+import type { FieldValue, Point } from '../../src/points/point.js';
 import { createFleet } from '../fleet.js';
 import { ROOT } from '../gateway.js';
 import { describeSpread, spread, type BenchOptions } from '../measure.js';
@@ -27,8 +28,6 @@ import { summarizeProfiles } from '../profile.js';
 import { fmt, judge, type Row, type ScenarioResult } from '../report.js';
 import { startInfluxDB, type Server } from '../servers.js';
 
-/** The gateway's drain batch age (src/gateway.ts); it only matters for a nearly empty spool. */
-const GATEWAY_BATCH_AGE_MS = 250;
 const BATCH = defaultDrainerOptions.maxBatchPoints;
 /** Appends in flight while filling the spool: they share fdatasyncs (group commit). */
 const APPEND_CONCURRENCY = 1_000;
@@ -254,8 +253,8 @@ async function viaSpool(
   appendRates.push((points.length * 1000) / (performance.now() - fillStart));
   const store = createInfluxStore({ url: influx.url, api: 'v1', bucket: db, logger: quietLog });
   await store.open(catalog.measurements());
+  // the drainer's defaults, as the gateway runs it
   const drainer = new Drainer(spool, store, {
-    maxBatchAgeMs: GATEWAY_BATCH_AGE_MS,
     logger: quietLog,
     onRejected: (pts, err) => {
       throw new Error(`InfluxDB refused ${pts.length} points: ${err.message}`);

@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import { TaihuError, CODES } from '../errors.js';
 import { Drainer } from '../spool/drainer.js';
 import { Spool } from '../spool/spool.js';
-import type { Point, Store } from '../store/types.js';
+import type { Store } from '../store/types.js';
+import type { Point } from '../points/point.js';
 
 /** Longest deadline a timer takes (≈ 24.8 days): "no deadline". */
 const NO_DEADLINE_MS = 2 ** 31 - 1;

@@ -8,7 +8,7 @@
  */
 import type { Logger } from 'pino';
 import { CODES, REJECT, TaihuError, type RejectCode } from '../errors.js';
-import type { Point } from '../store/types.js';
+import type { Point } from '../points/point.js';
 import type { Catalog } from './catalog.js';
 import type { LiveEvents } from './events.js';
 import type { LiveState } from './live.js';

@@ -5,7 +5,7 @@
  */
 import type { ErrorObject } from 'ajv';
 import { REJECT, type RejectCode } from '../errors.js';
-import type { FieldValue, Point } from '../store/types.js';
+import type { FieldValue, Point } from '../points/point.js';
 import type { Catalog, DeviceType } from './catalog.js';
 import { findDuplicateKey } from './duplicate-keys.js';
 import { escapePointer } from './pointer.js';

@@ -5,12 +5,12 @@
  *
  * - One write in flight at a time: records reach the store in spool order, and a later point
  *   for the same series and timestamp overwrites an earlier one as it did on the device.
- * - Pipelined around that write: while batch n is in flight, batch n+1 is read, decoded and
- *   encoded (`Store#prepareWrite`), and batch n−1's checkpoint is written; a store that decodes
- *   spool payloads itself (`Store#prepareWriteEncoded`) gets them as they are on disk. Confirms
- *   follow the writes in order and never wait in the loop: a later confirm covers an earlier
- *   one, and a crash between a write and its checkpoint only replays. A serial loop left both the
- *   drainer and influxd idle half the time (`taihu bench drain`).
+ * - Pipelined around that write: while batch n is in flight, batch n+1 is read and prepared
+ *   (`BatchWriter#prepare`: the store encodes it from the records as they are on disk), and
+ *   batch n−1's checkpoint is written. Confirms follow the writes in order and never wait in the
+ *   loop: a later confirm covers an earlier one, and a crash between a write and its checkpoint
+ *   only replays. A serial loop left both the drainer and influxd idle half the time
+ *   (`taihu bench drain`).
  * - Retryable failures (anything whose `retryable` is not `false`: a network error is not
  *   proof the data is bad) retry the same batch forever with exponential backoff and full
  *   jitter, or after the error's `retryAfterMs` when the sink said how long to wait. The spool
@@ -21,7 +21,8 @@
  *   not about the data (401, 404 bucket, 5xx) as retryable.
  */
 import { CODES, TaihuError } from '../errors.js';
-import type { Point, Store } from '../store/types.js';
+import { type Batch, type BatchWriter, pointBatch } from '../points/batch.js';
+import type { Point } from '../points/point.js';
 import type { Spool, SpoolLogger, SpoolRecord } from './spool.js';
 
 export interface DrainerOptions {
@@ -43,8 +44,9 @@ export interface DrainerOptions {
 export const defaultDrainerOptions = {
   // Points per store write; InfluxDB's write guidance is batches of about 5,000 lines.
   maxBatchPoints: 5_000,
-  // A lone record waits at most this for a fuller batch, ms; 0 = write whatever is there at once.
-  maxBatchAgeMs: 1_000,
+  // A lone record waits at most this for a fuller batch, ms, which bounds publish→queryable;
+  // 0 = write whatever is there at once.
+  maxBatchAgeMs: 250,
   // First retry within [0, 100] ms (full jitter), the ceiling doubling per attempt.
   baseBackoffMs: 100,
   // Retry delay ceiling, ms; a retryAfterMs from the sink overrides it.
@@ -58,7 +60,7 @@ const READ_BYTES = 8 * 1024 * 1024;
 class Abandoned extends Error {}
 
 /** Records taken from the spool as one store write. */
-interface Batch {
+interface Taken {
   /** Sequence number of the last record: what a confirm covers once the store accepted it. */
   readonly lastSeq: number;
   /** Points in the batch. */
@@ -71,7 +73,7 @@ interface Batch {
 
 export class Drainer {
   readonly #spool: Spool;
-  readonly #store: Store;
+  readonly #store: BatchWriter;
   readonly #log: SpoolLogger;
   readonly #onRejected: (points: Point[], error: TaihuError) => void;
   readonly #random: () => number;
@@ -103,7 +105,7 @@ export class Drainer {
   #lastWriteLatencyMs = 0;
   #lastError: Error | undefined;
 
-  constructor(spool: Spool, store: Store, opts: DrainerOptions) {
+  constructor(spool: Spool, store: BatchWriter, opts: DrainerOptions) {
     const d = defaultDrainerOptions;
     this.#spool = spool;
     this.#store = store;
@@ -177,9 +179,9 @@ export class Drainer {
   async #run(): Promise<void> {
     let failures = 0;
     /** Taken from the spool and not yet accepted by the store: written before anything else. */
-    let batch: Batch | undefined;
+    let batch: Taken | undefined;
     /** The batch after it, being read and prepared while `batch` is in flight. */
-    let next: Promise<Batch | undefined> | undefined;
+    let next: Promise<Taken | undefined> | undefined;
     try {
       while (!this.#deadline.signal.aborted) {
         try {
@@ -226,7 +228,7 @@ export class Drainer {
    * Takes the next batch out of `#carry` and prepares its write. Undefined when stopping and
    * the spool has nothing more.
    */
-  async #next(): Promise<Batch | undefined> {
+  async #next(): Promise<Taken | undefined> {
     for (;;) {
       const n = await this.#collect();
       if (n === undefined) return undefined;
@@ -240,30 +242,17 @@ export class Drainer {
         return all;
       };
       const lastSeq = (records.at(-1) as SpoolRecord).seq;
-      const store = this.#store;
-      if (store.prepareWriteEncoded === undefined) {
-        const decoded = points();
-        return { lastSeq, count, points: () => decoded, send: this.#prepare(decoded) };
-      }
-      let send: () => Promise<void>;
-      try {
-        send = store.prepareWriteEncoded(
-          records.map((r) => r.payload),
-          count,
-        );
-      } catch (err) {
-        send = () => Promise.reject(err);
-      }
+      const send = this.#prepare({ count, payloads: records.map((r) => r.payload), points });
       return { lastSeq, count, points, send };
     }
   }
 
-  /** The store's prepared write of `points`, or a plain write when it cannot prepare. */
-  #prepare(points: readonly Point[]): () => Promise<void> {
+  /** The store's prepared write of `batch`: what sends it, again on each retry. */
+  #prepare(batch: Batch): () => Promise<void> {
     const store = this.#store;
-    if (store.prepareWrite === undefined) return () => store.write(points);
     try {
-      return store.prepareWrite(points);
+      const prepared = store.prepare(batch);
+      return () => store.write(prepared);
     } catch (err) {
       return () => Promise.reject(err);
     }
@@ -348,7 +337,7 @@ export class Drainer {
   }
 
   /** Writes a batch, isolating and rejecting the points the store refuses for good. */
-  async #writeBatch(batch: Batch): Promise<void> {
+  async #writeBatch(batch: Taken): Promise<void> {
     const refused = await this.#writeRetrying(batch.count, batch.send);
     if (refused === undefined) return;
     const points = batch.points();
@@ -361,7 +350,7 @@ export class Drainer {
   /** Writes `points`, isolating and rejecting the ones the store refuses for good. */
   async #writeAll(points: Point[]): Promise<void> {
     if (points.length === 0) return;
-    const refused = await this.#writeRetrying(points.length, this.#prepare(points));
+    const refused = await this.#writeRetrying(points.length, this.#prepare(pointBatch(points)));
     if (refused !== undefined) await this.#split(points, refused);
   }
 

@@ -9,7 +9,7 @@
  *        4     4  CRC-32C of bytes [8, 24 + n): sequence, append time and payload
  *        8     8  sequence number (u32 low word, u32 high word)
  *       16     8  append time, epoch ms (f64)
- *       24     n  payload: a format byte, then the encoded points (codec.ts)
+ *       24     n  payload: a format byte, then the encoded points (src/points/codec.ts)
  *
  * The checksum covers the sequence number, so a frame copied or left over from elsewhere
  * cannot pass for the record the reader expects, and the length is bounded, so a corrupt

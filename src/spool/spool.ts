@@ -30,8 +30,14 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:f
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CODES, ERR_CONFIG, TaihuError } from '../errors.js';
-import type { Point } from '../store/types.js';
-import { decodePayload, encodePoints, payloadBytes, payloadCount, writePayload } from './codec.js';
+import type { Point } from '../points/point.js';
+import {
+  decodePayload,
+  encodePoints,
+  payloadBytes,
+  payloadCount,
+  writePayload,
+} from '../points/codec.js';
 import {
   FrameReader,
   HEADER_BYTES,
@@ -61,11 +67,11 @@ export interface SpoolOptions {
   /** Fraction of maxBytes below which waiting appends go ahead again. */
   readonly lowWatermark?: number | undefined;
   /**
-   * How long the first append of a group waits for company, ms; 0 = next turn of the loop.
-   * Appends arriving during an fdatasync always form the next group, whatever the window.
-   * Measured here (fdatasync ≈ 0.3 ms), 1- to 100-way: 2 ms gives p50 2.4–2.8 ms and ≈ 400
-   * fdatasyncs/s at any load; 0 gives p50 0.16–0.53 ms but up to ≈ 6,000 fdatasyncs/s. The
-   * window trades latency for IOPS, which a cloud volume bills.
+   * How long the first append of a group waits for company, ms (`TAIHU_COMMIT_WINDOW`); 0 =
+   * next turn of the loop. Appends arriving during an fdatasync always form the next group,
+   * whatever the window. Measured here (fdatasync ≈ 0.3 ms), 1- to 100-way: 2 ms gives p50
+   * 2.4–2.8 ms and ≈ 400 fdatasyncs/s at any load; 0 gives p50 0.16–0.53 ms but up to ≈ 6,000
+   * fdatasyncs/s. The window trades latency for IOPS, which a cloud volume bills.
    */
   readonly commitWindowMs?: number | undefined;
   /**
@@ -89,7 +95,7 @@ export const defaultSpoolOptions = {
   // Waiting appends resume under 70%; the gap keeps the state from flapping.
   lowWatermark: 0.7,
   // Group-commit window, ms; 0 = next turn of the loop (lower latency, more fdatasyncs).
-  commitWindowMs: 2,
+  commitWindowMs: 0,
   // Then a retryable TAIHU_ERR_SPOOL_FULL, ms; 0 = reject at once, Infinity = wait forever.
   maxWaitMs: 30_000,
 } as const;
@@ -100,7 +106,7 @@ export interface SpoolRecord {
   readonly appendedAt: number;
   /** How many points the record holds. */
   readonly count: number;
-  /** The record as the codec wrote it, format byte first (codec.ts). */
+  /** The record as the codec wrote it, format byte first (src/points/codec.ts). */
   readonly payload: Buffer;
   /** The record's points, decoded on first use; none if the record cannot be decoded. */
   readonly points: Point[];

@@ -2,11 +2,11 @@
  * The storage contract shared by every sink (embedded SQLite, InfluxDB).
  * One contract suite runs the same cases against each implementation.
  */
+import type { BatchWriter } from '../points/batch.js';
+import type { PointTags } from '../points/point.js';
 
 /** How a field is stored; fixed by the device type's JSON Schema, never changes. */
 export type FieldKind = 'integer' | 'float' | 'boolean' | 'string';
-
-export type FieldValue = number | boolean | string;
 
 /** One measurement (= one device type) and the kinds of its fields, `seq` included. */
 export interface MeasurementInfo {
@@ -16,23 +16,6 @@ export interface MeasurementInfo {
   readonly measurement: string;
   /** Field name → kind, in schema order; always contains `seq` as `integer`. */
   readonly fields: ReadonlyMap<string, FieldKind>;
-}
-
-/** Low-cardinality identity of a series; values come from the registry, never the payload. */
-export interface PointTags {
-  readonly device_id: string;
-  readonly district: string;
-  readonly site_id: string;
-}
-
-/** One reading, normalised. Same series + timestamp overwrites (idempotent replay). */
-export interface Point {
-  readonly measurement: string;
-  readonly tags: PointTags;
-  /** Field name → value; a null-prototype object. Only fields present in the reading. */
-  readonly fields: Readonly<Record<string, FieldValue>>;
-  /** Epoch milliseconds. */
-  readonly ts: number;
 }
 
 export const AGGREGATE_FNS = [
@@ -97,26 +80,10 @@ export interface AggregateSeries {
   readonly points: readonly AggregatePoint[];
 }
 
-export interface Store {
-  /** Short name for logs and /ready, e.g. `embedded` or `influxdb`. */
-  readonly kind: string;
+/** A store: the write side every batch goes through (src/points/batch.ts), and queries. */
+export interface Store extends BatchWriter {
   /** Creates what is missing (tables, columns, database) and checks the connection. */
   open(measurements: readonly MeasurementInfo[]): Promise<void>;
-  /** Writes points durably; resolves only after they are committed. */
-  write(points: readonly Point[]): Promise<void>;
-  /**
-   * Optional: does the CPU work of `write(points)` (encoding) now and returns what sends it,
-   * with the same outcome as `write`; calling it again sends the same data again (a retry). A
-   * drainer prepares the next batch this way while the previous write is in flight. Never
-   * throws: a failure to encode is the returned function's rejection.
-   */
-  prepareWrite?(points: readonly Point[]): () => Promise<void>;
-  /**
-   * Optional: `prepareWrite` for points still encoded as spool record payloads
-   * (`src/spool/codec.ts`), `count` of them in all: the store decodes them where it writes
-   * them, so the caller's thread never builds those objects. Same outcome as `write`.
-   */
-  prepareWriteEncoded?(payloads: readonly Uint8Array[], count: number): () => Promise<void>;
   /** Series sorted by group value; points sorted by t. */
   aggregate(query: AggregateQuery): Promise<AggregateSeries[]>;
   close(): Promise<void>;

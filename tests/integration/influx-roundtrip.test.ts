@@ -6,14 +6,10 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createInfluxStore, InfluxStoreError } from '../../src/store/influx/index.js';
-import type {
-  FieldKind,
-  FieldValue,
-  MeasurementInfo,
-  Point,
-  Store,
-} from '../../src/store/types.js';
+import type { FieldKind, MeasurementInfo, Store } from '../../src/store/types.js';
+import type { FieldValue, Point } from '../../src/points/point.js';
 import { influxql, startInfluxDB, type TestServer } from '../helpers/servers.js';
+import { writePoints } from '../../src/points/batch.js';
 
 const SEED = 20261126;
 const RUNS = 1_000;
@@ -122,7 +118,7 @@ describe('tag values and string fields through influxd 1.6.7', () => {
           ts,
         };
         try {
-          await store.write([point]);
+          await writePoints(store, [point]);
         } catch (err) {
           if (!(err instanceof InfluxStoreError)) throw err;
           outcomes.refused++;

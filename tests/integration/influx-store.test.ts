@@ -13,17 +13,17 @@ import type {
   AggregateQuery,
   AggregateSeries,
   FieldKind,
-  FieldValue,
   MeasurementInfo,
-  Point,
   Store,
 } from '../../src/store/types.js';
+import type { FieldValue, Point } from '../../src/points/point.js';
 import {
   influxql,
   startInfluxDB,
   startVictoriaMetrics,
   type TestServer,
 } from '../helpers/servers.js';
+import { pointBatch, writePoints } from '../../src/points/batch.js';
 
 const T0 = Date.UTC(2024, 0, 1);
 const S = 1000;
@@ -121,7 +121,7 @@ describe('InfluxDB store on influxd 1.6.7 (v1 API)', () => {
     influx = await startInfluxDB();
     store = createInfluxStore({ url: influx.url, api: 'v1', bucket: 'taihu', logger: log.logger });
     await store.open([AIR]);
-    await store.write(DATA);
+    await writePoints(store, DATA);
   });
   afterAll(async () => {
     await store?.close();
@@ -283,7 +283,7 @@ describe('InfluxDB store on influxd 1.6.7 (v1 API)', () => {
     expect(valuesOf(sums)).toEqual([[10, 7, 5, 9, 13]]);
     expect(countsOf(sums)).toEqual([[4, 0, 1, 0, 2]]);
     // a whole number in a float field stays a float: no field type conflict
-    await store.write([point('d1', 'A', T0 - 30 * M, { pm25: 3, seq: 3 })]);
+    await writePoints(store, [point('d1', 'A', T0 - 30 * M, { pm25: 3, seq: 3 })]);
   });
 
   it('refuses a value of the wrong kind before sending, as a bad line (400, not retryable)', async () => {
@@ -295,7 +295,7 @@ describe('InfluxDB store on influxd 1.6.7 (v1 API)', () => {
       {},
     ];
     for (const fields of bad) {
-      const err = await rejection(store.write([point('d1', 'A', T0 - 40 * M, fields)]));
+      const err = await rejection(writePoints(store, [point('d1', 'A', T0 - 40 * M, fields)]));
       expect(err).toMatchObject({
         retryable: false,
         status: 400,
@@ -303,7 +303,7 @@ describe('InfluxDB store on influxd 1.6.7 (v1 API)', () => {
       });
     }
     const err = await rejection(
-      store.write([point('d1', 'A', T0, { pm25: 1 }, 's', 'no_such_measurement')]),
+      writePoints(store, [point('d1', 'A', T0, { pm25: 1 }, 's', 'no_such_measurement')]),
     );
     expect(err.message).toMatch(/unknown measurement/);
   });
@@ -319,7 +319,8 @@ describe('InfluxDB store on influxd 1.6.7 (v1 API)', () => {
       '太湖 🌊 tab\there',
       'nul\u0000 del\u007f bom\ufeff \uffff',
     ];
-    await store.write(
+    await writePoints(
+      store,
       notes.map((note, i) => point(device, district, T0 - 20 * M + i, { note, pm25: i }, site)),
     );
     const res = await influxql(
@@ -344,7 +345,7 @@ describe('InfluxDB store on influxd 1.6.7 (v1 API)', () => {
 
   it('refuses names line protocol cannot carry exactly instead of altering them', async () => {
     for (const device of ['ends with \\', 'a\\,b', 'two\nlines', 'cr\r', 'lone \ud800']) {
-      const err = await rejection(store.write([point(device, 'A', T0, { pm25: 1 })]));
+      const err = await rejection(writePoints(store, [point(device, 'A', T0, { pm25: 1 })]));
       expect(err).toMatchObject({ retryable: false, status: 400 });
       expect(err.message).toContain(JSON.stringify(device));
     }
@@ -352,7 +353,7 @@ describe('InfluxDB store on influxd 1.6.7 (v1 API)', () => {
 
   it('refuses string fields with a line break or a lone surrogate instead of altering them', async () => {
     for (const note of ['line1\nline2', 'cr\r', 'half \udc00 pair']) {
-      const err = await rejection(store.write([point('d9', 'A', T0, { note, pm25: 1 })]));
+      const err = await rejection(writePoints(store, [point('d9', 'A', T0, { note, pm25: 1 })]));
       expect(err).toMatchObject({ retryable: false, status: 400 });
       expect(err.message).toContain(JSON.stringify(note));
     }
@@ -360,7 +361,10 @@ describe('InfluxDB store on influxd 1.6.7 (v1 API)', () => {
 
   it('keeps every digit of floats, large and small', async () => {
     const floats = [0.1 + 0.2, 1e21, 1e-7, -0.5, 2 / 3, Math.PI * 1e10, Number.MIN_VALUE];
-    await store.write(floats.map((pm25, i) => point('floats', 'F', T0 - 50 * M + i, { pm25 })));
+    await writePoints(
+      store,
+      floats.map((pm25, i) => point('floats', 'F', T0 - 50 * M + i, { pm25 })),
+    );
     const res = await influxql(
       influx,
       'taihu',
@@ -395,7 +399,9 @@ describe('InfluxDB store on influxd 1.6.7 (v1 API)', () => {
     };
     const other = createInfluxStore({ url: influx.url, api: 'v1', bucket: 'taihu' });
     await other.open([asString]);
-    const err = await rejection(other.write([point('d1', 'A', T0 + 50 * M, { pm25: 'high' })]));
+    const err = await rejection(
+      writePoints(other, [point('d1', 'A', T0 + 50 * M, { pm25: 'high' })]),
+    );
     await other.close();
     expect(err).toMatchObject({
       code: 'TAIHU_ERR_STORE_REJECTED',
@@ -438,18 +444,18 @@ describe('InfluxDB store when influxd fails', () => {
 
   it('fails retryably while InfluxDB is down and writes once it is back', async () => {
     await influx.pause();
-    const err = await rejection(store.write([point('d1', 'A', T0, { pm25: 1 })]));
+    const err = await rejection(writePoints(store, [point('d1', 'A', T0, { pm25: 1 })]));
     expect(err).toMatchObject({ code: 'TAIHU_ERR_STORE', retryable: true, status: undefined });
     expect(err.message).toMatch(/cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
     const queried = await rejection(store.aggregate(query({})));
     expect(queried.retryable).toBe(true);
     await influx.resume();
-    await store.write([point('d1', 'A', T0, { pm25: 1 })]);
+    await writePoints(store, [point('d1', 'A', T0, { pm25: 1 })]);
     expect(await count()).toEqual([1]);
   });
 
   it('keeps an acknowledged write through a kill -9 of influxd', async () => {
-    await store.write([point('d1', 'A', T0 + 1, { pm25: 2 })]);
+    await writePoints(store, [point('d1', 'A', T0 + 1, { pm25: 2 })]);
     await influx.kill();
     await influx.resume();
     expect(await count()).toEqual([2]);
@@ -457,7 +463,7 @@ describe('InfluxDB store when influxd fails', () => {
 
   it('reports a dropped database as NOT_FOUND, retryable for writes so the spool keeps the data', async () => {
     await influxql(influx, '', 'DROP DATABASE "faults"');
-    const err = await rejection(store.write([point('d1', 'A', T0 + 2, { pm25: 3 })]));
+    const err = await rejection(writePoints(store, [point('d1', 'A', T0 + 2, { pm25: 3 })]));
     expect(err).toMatchObject({
       code: 'TAIHU_ERR_STORE_NOT_FOUND',
       status: 404,
@@ -467,7 +473,7 @@ describe('InfluxDB store when influxd fails', () => {
     const queried = await rejection(store.aggregate(query({})));
     expect(queried).toMatchObject({ code: 'TAIHU_ERR_STORE_NOT_FOUND', retryable: false });
     await store.open([AIR]); // creates it again
-    await store.write([point('d1', 'A', T0 + 2, { pm25: 3 })]);
+    await writePoints(store, [point('d1', 'A', T0 + 2, { pm25: 3 })]);
   });
 });
 
@@ -511,7 +517,7 @@ describe('InfluxDB store with authentication on', () => {
       password: 'r',
     });
     await store.open([AIR]);
-    const err = await rejection(store.write([point('d1', 'A', T0, { pm25: 1 })]));
+    const err = await rejection(writePoints(store, [point('d1', 'A', T0, { pm25: 1 })]));
     await store.close();
     expect(err).toMatchObject({ code: 'TAIHU_ERR_STORE_DENIED', status: 403, retryable: true });
     expect(err.serverMessage).toMatch(/not authorized to write to database/);
@@ -540,7 +546,7 @@ describe('InfluxDB store with authentication on', () => {
       password: 'r00t',
     });
     await store.open([AIR]);
-    await store.write([point('d1', 'A', T0, { pm25: 1 })]);
+    await writePoints(store, [point('d1', 'A', T0, { pm25: 1 })]);
     expect(valuesOf(await store.aggregate(query({ fn: 'count', toMs: T0 + M })))).toEqual([[1]]);
     await store.close();
   });
@@ -592,7 +598,7 @@ describe('v2 write path on VictoriaMetrics (/api/v2/write)', () => {
 
   it('delivers tags and numeric fields intact, integers and floats alike', async () => {
     const device = 'vm dev,1=2 太湖';
-    await store.write([
+    await writePoints(store, [
       point(device, 'Liangxi A', T0, { pm25: 12.5, seq: 41, ok: true }),
       point(device, 'Liangxi A', T0 + S, { pm25: -0.25, seq: 42, ok: false }),
     ]);
@@ -621,7 +627,7 @@ describe('v2 write path on VictoriaMetrics (/api/v2/write)', () => {
     const batch = Array.from({ length: 5000 }, (_, i) =>
       point('vm-batch', 'B', T0 + i * S, { pm25: i / 4, seq: i }),
     );
-    await store.write(batch);
+    await writePoints(store, batch);
     const series = await exported('vm-batch');
     const seq = series.find((s) => s.metric.__name__ === 'air_quality_seq');
     expect(seq.values).toHaveLength(5000);
@@ -720,7 +726,7 @@ describe('error statuses no packaged server gives on demand (scripted HTTP serve
         body: JSON.stringify({ code: 'x', message: `scripted ${status}` }),
       });
       const store = await openV2();
-      const err = await rejection(store.write([point('d1', 'A', T0, { pm25: 1 })]));
+      const err = await rejection(writePoints(store, [point('d1', 'A', T0, { pm25: 1 })]));
       await store.close();
       expect(err).toMatchObject({ status, retryable, code, retryAfterMs });
       expect(err.serverMessage).toBe(`scripted ${status}`);
@@ -731,8 +737,11 @@ describe('error statuses no packaged server gives on demand (scripted HTTP serve
     seen.length = 0;
     v2({ status: 204 });
     const store = await openV2();
-    await store.write([point('d1', 'A', T0, { pm25: 1, seq: 2, ok: true, note: 'n' })]);
-    await store.write(Array.from({ length: 100 }, (_, i) => point('d1', 'A', T0 + i, { pm25: i })));
+    await writePoints(store, [point('d1', 'A', T0, { pm25: 1, seq: 2, ok: true, note: 'n' })]);
+    await writePoints(
+      store,
+      Array.from({ length: 100 }, (_, i) => point('d1', 'A', T0 + i, { pm25: i })),
+    );
     await store.close();
     const writes = seen.filter((r) => r.url.startsWith('/api/v2/write'));
     expect(writes.map((r) => r.url)).toEqual([
@@ -754,13 +763,13 @@ describe('error statuses no packaged server gives on demand (scripted HTTP serve
     seen.length = 0;
     v2({ status: 204 });
     const store = createInfluxStore({ url, api: 'v2', token: 'tok', org: 'taihu', bucket: 'city' });
-    const send = store.prepareWrite!([point('d1', 'A', T0, { pm25: 1 })]);
-    expect(await rejection(send())).toMatchObject({ retryable: true });
+    const send = store.prepare(pointBatch([point('d1', 'A', T0, { pm25: 1 })]));
+    expect(await rejection(store.write(send))).toMatchObject({ retryable: true });
     await store.open([AIR]);
-    await send();
-    const again = store.prepareWrite!([point('d1', 'A', T0 + 1, { pm25: 2 })]);
+    await store.write(send);
+    const again = store.prepare(pointBatch([point('d1', 'A', T0 + 1, { pm25: 2 })]));
     await store.close();
-    expect(await rejection(again())).toMatchObject({ retryable: true });
+    expect(await rejection(store.write(again))).toMatchObject({ retryable: true });
     const writes = seen.filter((r) => r.url.startsWith('/api/v2/write'));
     expect(writes.map((r) => r.body.toString())).toEqual([
       `air_quality,device_id=d1,district=A,site_id=site-A pm25=1 ${T0}`,
@@ -772,7 +781,10 @@ describe('error statuses no packaged server gives on demand (scripted HTTP serve
     v2({ status: 204 });
     expect(new URL(url).hostname).toBe('127.0.0.1');
     const store = await openV2(undefined, {});
-    await store.write(Array.from({ length: 100 }, (_, i) => point('d1', 'A', T0 + i, { pm25: i })));
+    await writePoints(
+      store,
+      Array.from({ length: 100 }, (_, i) => point('d1', 'A', T0 + i, { pm25: i })),
+    );
     await store.close();
     const writes = seen.filter((r) => r.url.startsWith('/api/v2/write'));
     expect(writes).toHaveLength(1);
@@ -785,7 +797,7 @@ describe('error statuses no packaged server gives on demand (scripted HTTP serve
     const store = await openV2(300);
     answer = () => undefined; // the write hangs
     const started = Date.now();
-    const err = await rejection(store.write([point('d1', 'A', T0, { pm25: 1 })]));
+    const err = await rejection(writePoints(store, [point('d1', 'A', T0, { pm25: 1 })]));
     await store.close();
     expect(err).toMatchObject({ code: 'TAIHU_ERR_STORE', retryable: true, status: undefined });
     expect(err.message).toMatch(/no answer from http:\/\/127\.0\.0\.1:\d+ within 300 ms/);

@@ -16,10 +16,11 @@ import {
   GROUP_BYS,
   type AggregateQuery,
   type AggregateSeries,
-  type Point,
   type Store,
 } from '../../src/store/types.js';
+import type { Point } from '../../src/points/point.js';
 import { startInfluxDB, type TestServer } from '../helpers/servers.js';
+import { writePoints } from '../../src/points/batch.js';
 
 const catalog = loadCatalog('schemas');
 const AIR = catalog.get('air-quality')!.info;
@@ -130,7 +131,7 @@ beforeAll(async () => {
   const data = dataset();
   for (const { store } of stores) {
     await store.open([AIR, FLOW]);
-    for (let i = 0; i < data.length; i += 1000) await store.write(data.slice(i, i + 1000));
+    for (let i = 0; i < data.length; i += 1000) await writePoints(store, data.slice(i, i + 1000));
   }
 });
 

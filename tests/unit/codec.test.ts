@@ -5,8 +5,8 @@ import {
   encodePayload,
   packPayloads,
   payloadCount,
-} from '../../src/spool/codec.js';
-import type { FieldValue, Point } from '../../src/store/types.js';
+} from '../../src/points/codec.js';
+import type { FieldValue, Point } from '../../src/points/point.js';
 
 function point(n: number, fields: Record<string, FieldValue> = { speed_kmh: 40 + n }): Point {
   return {

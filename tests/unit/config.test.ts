@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseDuration } from '../../src/config.js';
+import { defaultAuthLimit } from '../../src/http/auth-limit.js';
+import { defaultSpoolOptions } from '../../src/spool/spool.js';
 
 const load = (env: Record<string, string>) => loadConfig({ env, envFile: '/nonexistent/.env' });
 
@@ -14,6 +16,14 @@ describe('config', () => {
     expect(c.maxClockSkewMs).toBe(5 * 60_000);
     expect(c.maxAgeMs).toBe(7 * 86_400_000);
     expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('is what each module defaults to when it is given no value', () => {
+    const c = load({});
+    expect(defaultSpoolOptions.maxBytes).toBe(c.spoolMaxBytes);
+    expect(defaultSpoolOptions.commitWindowMs).toBe(c.commitWindowMs);
+    expect(defaultAuthLimit.burst).toBe(c.httpAuthFailures);
+    expect(defaultAuthLimit.perMinute).toBe(c.httpAuthFailures);
   });
 
   it('accepts port 0 to mean "pick a free port"', () => {

@@ -9,9 +9,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERR_STORE, TaihuError } from '../../src/errors.js';
 import { Drainer, type DrainerOptions } from '../../src/spool/drainer.js';
-import { decodePayload } from '../../src/spool/codec.js';
+import { decodePayload } from '../../src/points/codec.js';
 import { Spool } from '../../src/spool/spool.js';
-import type { FieldValue, Point, Store } from '../../src/store/types.js';
+import type { Store } from '../../src/store/types.js';
+import type { PreparedBatch } from '../../src/points/batch.js';
+import type { FieldValue, Point } from '../../src/points/point.js';
 import { rewritePayloads, undecodable } from '../helpers/spool-files.js';
 
 interface Line {
@@ -43,6 +45,22 @@ function point(n: number): Point {
   };
 }
 
+/**
+ * What the fake stores below prepare: the points, and what their write does. Only the store that
+ * prepared a batch writes it, so each fake's write reads back its own.
+ */
+interface FakeBatch extends PreparedBatch {
+  readonly points: readonly Point[];
+  readonly send: () => Promise<void>;
+}
+const fake = (points: readonly Point[], send: () => Promise<void>): FakeBatch => ({
+  count: points.length,
+  points,
+  send,
+});
+const sendFake = (batch: PreparedBatch): Promise<void> => (batch as FakeBatch).send();
+const firstSeq = (batch: PreparedBatch): unknown => (batch as FakeBatch).points[0]?.fields.seq;
+
 /** A Store whose write runs `script` first: throw there to fail that attempt. */
 function scriptedStore(script: (points: readonly Point[], attempt: number) => void = () => {}) {
   const written: Point[] = [];
@@ -51,12 +69,16 @@ function scriptedStore(script: (points: readonly Point[], attempt: number) => vo
   const store: Store = {
     kind: 'scripted',
     open: async () => {},
-    write: async (points) => {
-      attempts.push(Date.now());
-      script(points, attempts.length);
-      writes.push(points.length);
-      written.push(...points);
+    prepare: (batch) => {
+      const points = batch.points();
+      return fake(points, async () => {
+        attempts.push(Date.now());
+        script(points, attempts.length);
+        writes.push(points.length);
+        written.push(...points);
+      });
     },
+    write: sendFake,
     aggregate: async () => [],
     close: async () => {},
   };
@@ -281,13 +303,11 @@ function preparingStore(
   const store: Store = {
     kind: 'preparing',
     open: async () => {},
-    // what a store without prepareWrite would do: encode, then send, at the time of the write
-    write: (points) =>
-      (store.prepareWrite as (p: readonly Point[]) => () => Promise<void>)(points)(),
-    prepareWrite: (points) => {
+    prepare: (batch) => {
+      const points = batch.points();
       const first = points[0]?.fields.seq;
       events.push(`prepare ${String(first)}`);
-      return async () => {
+      return fake(points, async () => {
         inFlight++;
         maxInFlight = Math.max(maxInFlight, inFlight);
         events.push(`send ${String(first)}`);
@@ -304,8 +324,9 @@ function preparingStore(
         } finally {
           inFlight--;
         }
-      };
+      });
     },
+    write: sendFake,
     aggregate: async () => [],
     close: async () => {},
   };
@@ -385,15 +406,11 @@ describe('drainer pipeline (a store that prepares its writes)', () => {
     let release = (): void => {};
     const gate = new Promise<void>((resolve) => (release = resolve));
     const s = preparingStore(1);
-    const prepare = s.store.prepareWrite!;
     const gated: Store = {
       ...s.store,
       // the first write stays in flight until stop() was called
-      prepareWrite: (points) => {
-        const send = prepare(points);
-        return points[0]?.fields.seq === 1 ? () => gate.then(send) : send;
-      },
-      write: (points) => gated.prepareWrite!(points)(),
+      write: (batch) =>
+        firstSeq(batch) === 1 ? gate.then(() => sendFake(batch)) : sendFake(batch),
     };
     const d = drainer(gated, { maxBatchPoints: 5, maxBatchAgeMs: 60_000 });
     d.start();
@@ -410,11 +427,9 @@ describe('drainer pipeline (a store that prepares its writes)', () => {
     for (let n = 1; n <= 10; n++) await spool.append([point(n)]);
     const hang = new Promise<void>(() => {}); // the second write never answers
     const s = preparingStore(1);
-    const prepare = s.store.prepareWrite!;
     const hanging: Store = {
       ...s.store,
-      prepareWrite: (points) => (points[0]?.fields.seq === 6 ? () => hang : prepare(points)),
-      write: (points) => hanging.prepareWrite!(points)(),
+      write: (batch) => (firstSeq(batch) === 6 ? hang : sendFake(batch)),
     };
     const d = drainer(hanging, { maxBatchPoints: 5 });
     d.start();
@@ -452,7 +467,7 @@ describe('drainer pipeline (a store that prepares its writes)', () => {
 /**
  * A Store that takes spool payloads as they are (as the embedded store does, decoding them in
  * its writer thread): decodes them with the spool's codec when a send runs, and refuses a send
- * holding a point `bad` picks. Its plain `write` is the path the drainer's halving uses.
+ * holding a point `bad` picks. Batches of decoded points are the path the drainer's halving uses.
  */
 function encodedStore(bad: (p: Point) => boolean = () => false) {
   const written: Point[] = [];
@@ -469,20 +484,26 @@ function encodedStore(bad: (p: Point) => boolean = () => false) {
   const store: Store = {
     kind: 'encoded',
     open: async () => {},
-    write: async (points) => {
-      refuseIfBad(points);
-      written.push(...points);
-    },
-    prepareWriteEncoded: (payloads, count) => {
+    prepare: (batch) => {
+      const { payloads, count } = batch;
+      if (payloads === undefined) {
+        const points = batch.points();
+        return fake(points, async () => {
+          refuseIfBad(points);
+          written.push(...points);
+        });
+      }
       const copies = payloads.map((p) => Buffer.from(p));
-      return async () => {
+      const send = async (): Promise<void> => {
         encodedSends.push({ payloads: copies.length, count });
         const points = copies.flatMap((p) => decodePayload(p));
         expect(points).toHaveLength(count);
         refuseIfBad(points);
         written.push(...points);
       };
+      return { count, points: [], send };
     },
+    write: sendFake,
     aggregate: async () => [],
     close: async () => {},
   };
@@ -512,17 +533,14 @@ describe('drainer with a store that decodes spool payloads itself', () => {
     await rewritePayloads(join(dir, segment!), (p, i) => (i === 1 ? undecodable(p) : p));
     spool = await Spool.open(dir, { logger: log.logger, commitWindowMs: 0 });
     const s = encodedStore();
-    const sends = s.store.prepareWriteEncoded!;
+    const write = s.store.write;
     // as the embedded store's writer does with a payload it cannot decode
-    s.store.prepareWriteEncoded = (payloads, count) => {
-      const send = sends(payloads, count);
-      return () =>
-        send().catch(() =>
-          Promise.reject(
-            new TaihuError('TAIHU_ERR_STORE_REFUSED', 'undecodable', { retryable: false }),
-          ),
-        );
-    };
+    s.store.write = (batch) =>
+      write(batch).catch(() =>
+        Promise.reject(
+          new TaihuError('TAIHU_ERR_STORE_REFUSED', 'undecodable', { retryable: false }),
+        ),
+      );
     const rejected: Point[] = [];
     const d = drainer(s.store, { onRejected: (points) => rejected.push(...points) });
     d.start();

@@ -6,19 +6,19 @@ import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERR_BAD_PARAM } from '../../src/errors.js';
-import { encodePayload } from '../../src/spool/codec.js';
+import { decodePayload, encodePayload } from '../../src/points/codec.js';
 import { createEmbeddedStore } from '../../src/store/embedded/index.js';
 import type {
   AggregateFn,
   AggregateQuery,
   FieldKind,
-  FieldValue,
   GroupBy,
   MeasurementInfo,
-  Point,
   Store,
 } from '../../src/store/types.js';
+import type { FieldValue, Point } from '../../src/points/point.js';
 import { rejection } from '../helpers/errors.js';
+import { type Batch, writePoints } from '../../src/points/batch.js';
 
 const MIN = 60_000;
 const T0 = 30_000_000 * MIN;
@@ -101,7 +101,7 @@ describe('embedded store workers: errors cross the thread boundary', () => {
   it('a refused write arrives as a TaihuError that is not retryable, so the drainer splits the batch', async () => {
     const store = open();
     await store.open([AQ]);
-    const err = await rejection(store.write([pt(0), pt(1, { pm25_ugm3: 'high' })]));
+    const err = await rejection(writePoints(store, [pt(0), pt(1, { pm25_ugm3: 'high' })]));
     expect(err.code).toBe('TAIHU_ERR_STORE');
     expect(err.retryable).toBe(false);
     expect(err.statusCode).toBe(500);
@@ -138,13 +138,13 @@ describe('embedded store workers: a worker that dies', () => {
     const workers: [Worker, string][] = [];
     const store = open({ onWorker: (w, role) => workers.push([w, role]) });
     await store.open([AQ]);
-    await store.write(points(0, 100));
+    await writePoints(store, points(0, 100));
     const writer = workers.find(([, role]) => role === 'writer')?.[0];
     expect(writer).toBeDefined();
 
     // large enough that the worker is still inside the transaction when it is ended
     const big = points(100, 60_100);
-    const pending = store.write(big);
+    const pending = writePoints(store, big);
     await writer?.terminate();
     const err = await rejection(pending);
     expect(err.code).toBe('TAIHU_ERR_STORE');
@@ -152,7 +152,7 @@ describe('embedded store workers: a worker that dies', () => {
     expect(err.message).toMatch(/writer worker exited/);
 
     expect(await total(store)).toBe(100);
-    await store.write(big);
+    await writePoints(store, big);
     expect(await total(store)).toBe(60_100);
     expect(workers.filter(([, role]) => role === 'writer')).toHaveLength(2);
   });
@@ -161,7 +161,7 @@ describe('embedded store workers: a worker that dies', () => {
     const workers: [Worker, string][] = [];
     const store = open({ readers: 1, onWorker: (w, role) => workers.push([w, role]) });
     await store.open([AQ]);
-    await store.write(points(0, 3000));
+    await writePoints(store, points(0, 3000));
     expect(await total(store)).toBe(3000);
     const reader = workers.find(([, role]) => role === 'reader')?.[0];
     expect(reader).toBeDefined();
@@ -180,7 +180,7 @@ describe('embedded store workers: concurrent aggregates', () => {
     const store = open({ readers: 2 });
     await store.open([AQ]);
     for (let n = 0; n < 30 * 24 * 60; n += 5000) {
-      await store.write(points(n, Math.min(n + 5000, 30 * 24 * 60)));
+      await writePoints(store, points(n, Math.min(n + 5000, 30 * 24 * 60)));
     }
     const fns: AggregateFn[] = ['mean', 'median', 'p95', 'stddev', 'first', 'sum', 'spread'];
     const groupBys: (GroupBy | undefined)[] = [undefined, 'district', 'device'];
@@ -208,11 +208,13 @@ describe('embedded store workers: concurrent aggregates', () => {
 
 describe('embedded store workers: process lifetime', () => {
   const entry = fileURLToPath(new URL('../../dist/src/store/embedded/index.js', import.meta.url));
+  const batch = fileURLToPath(new URL('../../dist/src/points/batch.js', import.meta.url));
 
   /** Runs `body` in a fresh Node process with `store` open on a file; resolves its exit. */
   function child(body: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
     const script = `
       import { createEmbeddedStore } from ${JSON.stringify(entry)};
+      import { writePoints } from ${JSON.stringify(batch)};
       const fields = new Map([['seq', 'integer'], ['pm25_ugm3', 'float']]);
       const store = createEmbeddedStore({ path: ${JSON.stringify(join(dir, 'child.db'))} });
       await store.open([{ type: 'air-quality', measurement: 'air_quality', fields }]);
@@ -237,7 +239,7 @@ describe('embedded store workers: process lifetime', () => {
 
   it('close() ends the workers and lets the process exit on its own', async () => {
     const r = await child(`
-      await store.write(Array.from({ length: 1000 }, (_, n) => point(n)));
+      await writePoints(store, Array.from({ length: 1000 }, (_, n) => point(n)));
       await store.aggregate({ measurement: 'air_quality', field: 'pm25_ugm3', fn: 'mean',
         everyMs: 60000, fromMs: ${T0}, toMs: ${T0 + 3_600_000}, filter: {}, fill: 'none' });
       await store.close();
@@ -251,7 +253,7 @@ describe('embedded store workers: process lifetime', () => {
   it('idle workers do not keep the process alive, but a write in progress does until it commits', async () => {
     // nothing awaits the write: only the ref'd writer keeps the process alive to log it
     const r = await child(`
-      store.write(Array.from({ length: 20000 }, (_, n) => point(n))).then(
+      writePoints(store, Array.from({ length: 20000 }, (_, n) => point(n))).then(
         () => console.log('committed'),
         (err) => console.log('failed', err.message),
       );
@@ -262,24 +264,37 @@ describe('embedded store workers: process lifetime', () => {
   });
 });
 
+/** Spool record payloads as the drainer hands them to a store, `count` points in all. */
+const encoded = (payloads: Buffer[], count: number): Batch => ({
+  count,
+  payloads,
+  points: () => payloads.flatMap((p) => decodePayload(p)),
+});
+
 describe('embedded store workers: spool payloads decoded in the writer', () => {
   it('writes the points of encoded payloads as write() writes the points themselves', async () => {
     const store = open();
     await store.open([AQ]);
-    const prepared = store.prepareWriteEncoded!(
-      [encodePayload(points(0, 40)), encodePayload(points(40, 41)), encodePayload(points(41, 90))],
-      90,
+    const prepared = store.prepare(
+      encoded(
+        [
+          encodePayload(points(0, 40)),
+          encodePayload(points(40, 41)),
+          encodePayload(points(41, 90)),
+        ],
+        90,
+      ),
     );
-    await prepared();
+    await store.write(prepared);
     expect(await total(store)).toBe(90);
     // a retry sends the same data again: the same series and timestamps, overwritten
-    await prepared();
+    await store.write(prepared);
     expect(await total(store)).toBe(90);
     const plainDir = mkdtempSync(join(tmpdir(), 'taihu-workers-plain-'));
     const plain = createEmbeddedStore({ path: join(plainDir, 'telemetry.db') });
     opened.push(plain);
     await plain.open([AQ]);
-    await plain.write(points(0, 90));
+    await writePoints(plain, points(0, 90));
     const q = query({ fn: 'mean', groupBy: 'device', everyMs: 10 * MIN });
     expect(await store.aggregate(q)).toEqual(await plain.aggregate(q));
   });
@@ -289,7 +304,7 @@ describe('embedded store workers: spool payloads decoded in the writer', () => {
     await store.open([AQ]);
     const good = encodePayload(points(0, 10));
     const bad = Buffer.concat([good.subarray(0, 5), Buffer.from('[["air_quality"')]);
-    const err = await rejection(store.prepareWriteEncoded!([good, bad], 20)());
+    const err = await rejection(store.write(store.prepare(encoded([good, bad], 20))));
     expect(err.code).toBe('TAIHU_ERR_STORE_REFUSED');
     expect(err.retryable).toBe(false);
     expect(err.message).toMatch(/undecodable spool payload/);

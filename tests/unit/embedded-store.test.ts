@@ -8,14 +8,13 @@ import type {
   AggregateQuery,
   AggregateSeries,
   FieldKind,
-  FieldValue,
   Fill,
   MeasurementInfo,
-  Point,
-  PointTags,
   Store,
 } from '../../src/store/types.js';
+import type { FieldValue, Point, PointTags } from '../../src/points/point.js';
 import { rejection } from '../helpers/errors.js';
+import { writePoints } from '../../src/points/batch.js';
 
 const SEC = 1000;
 const MIN = 60 * SEC;
@@ -91,7 +90,7 @@ afterEach(async () => {
  * bucket 0 an even number (4) and bucket 3 an odd number (3).
  */
 async function writeReferenceData(): Promise<void> {
-  await store.write([
+  await writePoints(store, [
     pt('d1', T0 + 0 * SEC, { pm25_ugm3: 3, vehicles: 12 }),
     pt('d1', T0 + 10 * SEC, { pm25_ugm3: 7, vehicles: 7 }),
     pt('d1', T0 + 20 * SEC, { pm25_ugm3: 1.5, vehicles: 20 }),
@@ -164,7 +163,10 @@ describe('embedded store: aggregate functions', () => {
   it('percentiles use nearest rank, so p90, p95 and p99 of 1..20 are 18, 19 and 20', async () => {
     // written in a scrambled order so that time order is not value order
     const values = [7, 19, 3, 12, 20, 1, 15, 9, 4, 18, 11, 2, 16, 6, 14, 10, 5, 17, 8, 13];
-    await store.write(values.map((v, i) => pt('d1', T0 + i * SEC, { pm25_ugm3: v })));
+    await writePoints(
+      store,
+      values.map((v, i) => pt('d1', T0 + i * SEC, { pm25_ugm3: v })),
+    );
     const expected: [AggregateFn, number][] = [
       ['p90', 18], // i = floor(18 + 0.5) − 1 = 17
       ['p95', 19], // i = floor(19 + 0.5) − 1 = 18
@@ -177,7 +179,7 @@ describe('embedded store: aggregate functions', () => {
   });
 
   it('count counts readings of the field, not rows: readings without the field are ignored', async () => {
-    await store.write([
+    await writePoints(store, [
       pt('d1', T0, { pm25_ugm3: 1, seq: 1 }),
       pt('d1', T0 + 10 * SEC, { seq: 2 }),
       pt('d1', T0 + 20 * SEC, { pm25_ugm3: 3, seq: 3 }),
@@ -192,7 +194,7 @@ describe('embedded store: aggregate functions', () => {
   });
 
   it('first and last break timestamp ties between devices by the larger value, like InfluxDB', async () => {
-    await store.write([
+    await writePoints(store, [
       pt('d1', T0 + 10 * SEC, { pm25_ugm3: 3 }),
       pt('d2', T0 + 10 * SEC, { pm25_ugm3: 9 }),
       pt('d1', T0 + 30 * SEC, { pm25_ugm3: 1 }),
@@ -210,7 +212,7 @@ describe('embedded store: aggregate functions', () => {
   });
 
   it('integer results keep their type: linear fill of an integer sum truncates, of a float does not', async () => {
-    await store.write([
+    await writePoints(store, [
       pt('d1', T0 + 1 * MIN, { vehicles: 1, pm25_ugm3: 1 }),
       pt('d1', T0 + 4 * MIN, { vehicles: 5, pm25_ugm3: 5 }),
     ]);
@@ -238,7 +240,7 @@ describe('embedded store: aggregate functions', () => {
 
   it('integers up to 2^53 − 1 come back exact', async () => {
     const big = Number.MAX_SAFE_INTEGER;
-    await store.write([pt('d1', T0, { vehicles: big }), pt('d2', T0, { vehicles: 0 })]);
+    await writePoints(store, [pt('d1', T0, { vehicles: big }), pt('d2', T0, { vehicles: 0 })]);
     expect(rows((await store.aggregate(query({ fn: 'max', field: 'vehicles' })))[0])).toEqual([
       [0, big, 2],
     ]);
@@ -248,7 +250,7 @@ describe('embedded store: aggregate functions', () => {
   });
 
   it('booleans are stored and counted, false included', async () => {
-    await store.write([
+    await writePoints(store, [
       pt('d1', T0, { cover_open: true }),
       pt('d1', T0 + 10 * SEC, { cover_open: false }),
       pt('d1', T0 + 20 * SEC, { cover_open: false }),
@@ -276,7 +278,7 @@ describe('embedded store: aggregate functions', () => {
 
 describe('embedded store: buckets and fill', () => {
   it('aligns buckets to the epoch even when from is in the middle of a bucket', async () => {
-    await store.write([
+    await writePoints(store, [
       pt('d1', T0 + 10 * SEC, { pm25_ugm3: 100 }), // before from: excluded
       pt('d1', T0 + 40 * SEC, { pm25_ugm3: 4 }),
       pt('d1', T0 + 50 * SEC, { pm25_ugm3: 6 }),
@@ -296,7 +298,7 @@ describe('embedded store: buckets and fill', () => {
 
   it('aligns hour buckets to the epoch, not to from', async () => {
     const HOUR = 60 * MIN;
-    await store.write([
+    await writePoints(store, [
       pt('d1', T0 + 50 * MIN, { pm25_ugm3: 2 }),
       pt('d1', T0 + 70 * MIN, { pm25_ugm3: 4 }),
     ]);
@@ -325,7 +327,7 @@ describe('embedded store: buckets and fill', () => {
   ];
 
   it.each(fills)('fill(%s) of %s fills empty buckets like InfluxQL', async (fill, fn, values) => {
-    await store.write([
+    await writePoints(store, [
       pt('d1', T0 + 1 * MIN + 5 * SEC, { pm25_ugm3: 10 }),
       pt('d1', T0 + 4 * MIN + 5 * SEC, { pm25_ugm3: 40 }),
     ]);
@@ -338,7 +340,7 @@ describe('embedded store: buckets and fill', () => {
   });
 
   it('a stddev of one reading is a null point that fill does not replace, and previous copies it', async () => {
-    await store.write([
+    await writePoints(store, [
       pt('d1', T0, { pm25_ugm3: 2 }),
       pt('d1', T0 + 10 * SEC, { pm25_ugm3: 4 }),
       pt('d1', T0 + 1 * MIN, { pm25_ugm3: 7 }),
@@ -360,7 +362,7 @@ describe('embedded store: buckets and fill', () => {
   });
 
   it('fills each group separately, from the first bucket of the range to the last', async () => {
-    await store.write([
+    await writePoints(store, [
       pt('d1', T0 + 1 * MIN, { pm25_ugm3: 1 }),
       pt('d3', T0 + 2 * MIN, { pm25_ugm3: 3 }),
     ]);
@@ -388,7 +390,7 @@ describe('embedded store: buckets and fill', () => {
   });
 
   it('returns no series when the range holds no reading of the field', async () => {
-    await store.write([
+    await writePoints(store, [
       pt('d1', T0 - MIN, { pm25_ugm3: 1 }),
       pt('d1', T0 + 5 * MIN, { pm25_ugm3: 1 }),
       pt('d1', T0 + MIN, { seq: 1 }),
@@ -404,7 +406,7 @@ describe('embedded store: buckets and fill', () => {
   });
 
   it('skips long empty stretches quickly and still finds the data after them', async () => {
-    await store.write([
+    await writePoints(store, [
       pt('d1', T0, { pm25_ugm3: 1 }),
       pt('d1', T0 + 50_000 * SEC, { pm25_ugm3: 2 }),
     ]);
@@ -424,7 +426,7 @@ describe('embedded store: buckets and fill', () => {
 
 describe('embedded store: groups and filters', () => {
   beforeEach(async () => {
-    await store.write([
+    await writePoints(store, [
       pt('d1', T0, { pm25_ugm3: 1 }),
       pt('d2', T0 + 10 * SEC, { pm25_ugm3: 2 }),
       pt('d3', T0 + 20 * SEC, { pm25_ugm3: 4 }),
@@ -579,7 +581,7 @@ describe('embedded store: groups and filters', () => {
 
   it('sorts groups by the bytes of their UTF-8 encoding, like InfluxDB', async () => {
     const tag = (site: string): PointTags => ({ device_id: site, district: 'x', site_id: site });
-    await store.write([
+    await writePoints(store, [
       pt(tag('😀'), T0 + 2 * MIN, { pm25_ugm3: 1 }),
       pt(tag('Ａ'), T0 + 2 * MIN, { pm25_ugm3: 1 }),
       pt(tag('b'), T0 + 2 * MIN, { pm25_ugm3: 1 }),
@@ -594,14 +596,14 @@ describe('embedded store: groups and filters', () => {
 describe('embedded store: writes', () => {
   it('overwrites the same device and timestamp instead of adding a reading', async () => {
     const batch = [pt('d1', T0, { pm25_ugm3: 1, seq: 1 }), pt('d1', T0 + SEC, { pm25_ugm3: 2 })];
-    await store.write(batch);
-    await store.write(batch); // a replay
+    await writePoints(store, batch);
+    await writePoints(store, batch); // a replay
     expect(rows((await store.aggregate(query({ fn: 'sum' })))[0])).toEqual([[0, 3, 2]]);
   });
 
   it('merges a later write into the earlier one field by field, like InfluxDB', async () => {
-    await store.write([pt('d1', T0, { pm25_ugm3: 1, seq: 7 })]);
-    await store.write([pt('d1', T0, { pm25_ugm3: 5 })]);
+    await writePoints(store, [pt('d1', T0, { pm25_ugm3: 1, seq: 7 })]);
+    await writePoints(store, [pt('d1', T0, { pm25_ugm3: 5 })]);
     expect(rows((await store.aggregate(query({ fn: 'sum' })))[0])).toEqual([[0, 5, 1]]);
     expect(rows((await store.aggregate(query({ fn: 'sum', field: 'seq' })))[0])).toEqual([
       [0, 7, 1],
@@ -609,7 +611,7 @@ describe('embedded store: writes', () => {
   });
 
   it('keeps readings of different devices at the same timestamp apart', async () => {
-    await store.write([pt('d1', T0, { pm25_ugm3: 1 }), pt('d2', T0, { pm25_ugm3: 2 })]);
+    await writePoints(store, [pt('d1', T0, { pm25_ugm3: 1 }), pt('d2', T0, { pm25_ugm3: 2 })]);
     expect(rows((await store.aggregate(query({ fn: 'sum' })))[0])).toEqual([[0, 3, 2]]);
   });
 
@@ -619,8 +621,10 @@ describe('embedded store: writes', () => {
       district: 'bin\nhu\u0000;',
       site_id: `s' OR '1'='1`,
     };
-    await store.write([pt(nasty, T0, { pm25_ugm3: 2, mode: `'); DELETE FROM air_quality; --` })]);
-    await store.write([pt('d1', T0, { pm25_ugm3: 1 })]);
+    await writePoints(store, [
+      pt(nasty, T0, { pm25_ugm3: 2, mode: `'); DELETE FROM air_quality; --` }),
+    ]);
+    await writePoints(store, [pt('d1', T0, { pm25_ugm3: 1 })]);
     for (const groupBy of ['device', 'district', 'site'] as const) {
       const series = await store.aggregate(query({ fn: 'sum', groupBy }));
       const tag = { device: 'device_id', district: 'district', site: 'site_id' } as const;
@@ -657,7 +661,7 @@ describe('embedded store: writes', () => {
     'refuses a batch with %s, writes none of it and says not to retry',
     async (_, bad) => {
       const good = pt('d2', T0, { pm25_ugm3: 1 });
-      const err = await rejection(store.write([good, bad]));
+      const err = await rejection(writePoints(store, [good, bad]));
       expect(err.code).toBe('TAIHU_ERR_STORE');
       expect(err.retryable).toBe(false);
       expect(await store.aggregate(query())).toEqual([]);
@@ -699,7 +703,7 @@ describe('embedded store: writes', () => {
     const s = createEmbeddedStore({ path: ':memory:' });
     await s.open([AQ]);
     await s.close();
-    expect((await rejection(s.write([pt('d1', T0, { pm25_ugm3: 1 })]))).code).toBe(
+    expect((await rejection(writePoints(s, [pt('d1', T0, { pm25_ugm3: 1 })]))).code).toBe(
       'TAIHU_ERR_STORE',
     );
   });
@@ -725,14 +729,14 @@ describe('embedded store: file and schema versions', () => {
     };
     const first = createEmbeddedStore({ path });
     await first.open([v1]);
-    await first.write([pt('d1', T0, { pm25_ugm3: 2, seq: 1 })]);
+    await writePoints(first, [pt('d1', T0, { pm25_ugm3: 2, seq: 1 })]);
     await first.close();
 
     const warnings: string[] = [];
     const second = createEmbeddedStore({ path, logger: { warn: (_o, msg) => warnings.push(msg) } });
     try {
       await second.open([AQ]);
-      await second.write([pt('d1', T0 + SEC, { pm25_ugm3: 4, vehicles: 3 })]);
+      await writePoints(second, [pt('d1', T0 + SEC, { pm25_ugm3: 4, vehicles: 3 })]);
       expect(rows((await second.aggregate(query({ fn: 'sum' })))[0])).toEqual([[0, 6, 2]]);
       expect(rows((await second.aggregate(query({ fn: 'sum', field: 'vehicles' })))[0])).toEqual([
         [0, 3, 1],

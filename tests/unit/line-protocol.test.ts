@@ -4,13 +4,14 @@
  * influxd is checked against the real server in tests/integration (influx-*.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { encodePayload, payloadJson } from '../../src/spool/codec.js';
+import { encodePayload, payloadJson } from '../../src/points/codec.js';
 import {
   compileMeasurement,
   encodePoints,
   encodeSpoolJson,
 } from '../../src/store/influx/line-protocol.js';
-import type { FieldKind, FieldValue, Point } from '../../src/store/types.js';
+import type { FieldKind } from '../../src/store/types.js';
+import type { FieldValue, Point } from '../../src/points/point.js';
 import { rejection } from '../helpers/errors.js';
 
 const FIELDS = new Map<string, FieldKind>([

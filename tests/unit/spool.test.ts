@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TaihuError } from '../../src/errors.js';
-import { decodePayload } from '../../src/spool/codec.js';
+import { decodePayload } from '../../src/points/codec.js';
 import { Spool, type SpoolOptions, type SpoolState } from '../../src/spool/spool.js';
-import type { FieldValue, Point } from '../../src/store/types.js';
+import type { FieldValue, Point } from '../../src/points/point.js';
 import { frameOffsets, rewritePayloads, undecodable } from '../helpers/spool-files.js';
 
 interface Line {

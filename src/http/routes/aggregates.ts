@@ -8,12 +8,11 @@ import {
   type Fill,
   type GroupBy,
 } from '../../store/types.js';
+import { checkBuckets, MAX_BUCKETS } from '../../store/check-query.js';
 import type { AppDeps } from '../app.js';
 import { ERROR_SCHEMA } from '../app.js';
 import { checkKnown, parseEvery, parseTime } from '../params.js';
 
-/** More buckets than this in one series is a mistake (or a denial of service), not a chart. */
-export const MAX_BUCKETS = 10_000;
 /** The widest window one query may scan: a year and a day. */
 export const MAX_RANGE_MS = 366 * 86_400_000;
 /** Fields in one call (`field=a,b`). */
@@ -67,7 +66,7 @@ export function aggregateRoutes({
                 type: 'string',
                 maxLength: 16,
                 default: '1m',
-                description: 'bucket width: 30s, 5m, 1h, 1d',
+                description: `bucket width: 30s, 5m, 1h, 1d; at most ${MAX_BUCKETS.toLocaleString('en')} buckets between from and to`,
               },
               from: { type: 'string', maxLength: 40, default: 'now-1h' },
               to: { type: 'string', maxLength: 40, default: 'now' },
@@ -158,13 +157,7 @@ export function aggregateRoutes({
           );
         }
         const everyMs = parseEvery(q.every);
-        const buckets = Math.ceil(toMs / everyMs) - Math.floor(fromMs / everyMs);
-        if (buckets > MAX_BUCKETS) {
-          throw ERR_BAD_PARAM(
-            'every',
-            `${buckets} buckets between from and to; at most ${MAX_BUCKETS}: widen every or narrow the window`,
-          );
-        }
+        checkBuckets(fromMs, toMs, everyMs);
         checkKnown({ district: q.district, device: q.device, site: q.site }, catalog, registry);
         const filter: Partial<Record<GroupBy, string>> = {};
         if (q.device !== undefined) filter.device = q.device;

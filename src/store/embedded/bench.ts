@@ -11,7 +11,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AggregateQuery, FieldKind, Point, Store } from '../types.js';
+import type { AggregateQuery, FieldKind, Store } from '../types.js';
+import type { Point } from '../../points/point.js';
+import { writePoints } from '../../points/batch.js';
 import { createEmbeddedStore } from './index.js';
 
 const MIN = 60_000;
@@ -61,7 +63,7 @@ async function fill(store: Store, from: number, to: number): Promise<number> {
       batches.push(batch);
     }
     const started = performance.now();
-    for (const batch of batches) await store.write(batch);
+    for (const batch of batches) await writePoints(store, batch);
     elapsed += performance.now() - started;
   }
   return (to - from) / (elapsed / 1000);

@@ -13,14 +13,8 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { TaihuError } from '../../errors.js';
 import { GROUP_BYS, GROUP_TAG } from '../types.js';
-import type {
-  AggregateQuery,
-  AggregateSeries,
-  FieldKind,
-  FieldValue,
-  Point,
-  PointTags,
-} from '../types.js';
+import type { AggregateQuery, AggregateSeries, FieldKind } from '../types.js';
+import type { FieldValue, Point, PointTags } from '../../points/point.js';
 import { fillBuckets, integerResult } from './fill.js';
 import { type Params, type Plan, buildPlan, runPlan } from './query.js';
 import { COLUMN_TYPE, createIndexSql, createTableSql, failed, ident, refused } from './schema.js';
@@ -99,8 +93,8 @@ export class SqliteEngine {
   }
 
   /**
-   * `q` was checked by the caller (`checkAggregateQuery`, the bucket limit) against `kind`, the
-   * field's kind; a reader connects on its first query.
+   * `q` was checked by the caller (`checkAggregate`) against `kind`, the field's kind; a reader
+   * connects on its first query.
    */
   aggregate(q: AggregateQuery, kind: FieldKind): AggregateSeries[] {
     const db = this.#db ?? (this.#opts.readonly ? this.#connect() : undefined);

@@ -5,8 +5,9 @@
  * worker owns the read-write connection (tables, migrations, writes; a 5,000-point batch
  * with its WAL fsync takes ~128 ms), and a small pool of reader workers, one read-only
  * connection each, answers aggregates (WAL lets them read beside the writer, and lets two
- * aggregates run on two cores). The checks that need no database (unknown measurement or
- * field, `checkAggregateQuery`, the bucket limit) stay here, so a bad query costs no message.
+ * aggregates run on two cores). The checks that need no database (`checkAggregate`: unknown
+ * measurement or field, bad parameters, the bucket limit) stay here, so a bad query costs no
+ * message.
  *
  * A worker that dies rejects what it owed with a retryable error (the drainer retries, /ready
  * shows the error meanwhile); the next call starts a new one, the writer reopening the tables
@@ -16,12 +17,13 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import { ERR_BAD_PARAM, type TaihuError } from '../../errors.js';
-import { packPayloads } from '../../spool/codec.js';
-import { checkAggregateQuery } from '../check-query.js';
-import type { AggregateQuery, AggregateSeries, MeasurementInfo, Point, Store } from '../types.js';
+import type { TaihuError } from '../../errors.js';
+import { packPayloads } from '../../points/codec.js';
+import { checkAggregate } from '../check-query.js';
+import type { AggregateQuery, AggregateSeries, MeasurementInfo, Store } from '../types.js';
+import type { Batch, PreparedBatch } from '../../points/batch.js';
 import type { Tables } from './engine.js';
-import type { Role } from './protocol.js';
+import type { Role, WriteRequest } from './protocol.js';
 import { failed, mergeMeasurements, refused } from './schema.js';
 import { SqliteThread } from './thread.js';
 
@@ -40,8 +42,6 @@ export interface EmbeddedStoreOptions {
 }
 
 const defaults = {
-  /** Buckets per query; bounds the work of one call, the HTTP layer sets its own lower limit. */
-  maxBuckets: 100_000,
   /** Upper bound of the default reader count; each holds a 64 MiB page cache at most. */
   maxReaders: 4,
 } as const;
@@ -63,6 +63,14 @@ function workerScript(): URL {
     throw refused(`worker script ${fileURLToPath(script)} is missing (run npm run build)`);
   }
   return script;
+}
+
+/** A batch as the writer worker takes it. */
+class EmbeddedBatch implements PreparedBatch {
+  constructor(
+    readonly count: number,
+    readonly request: WriteRequest,
+  ) {}
 }
 
 export function createEmbeddedStore(opts: EmbeddedStoreOptions): Store {
@@ -101,41 +109,30 @@ class EmbeddedStore implements Store {
     this.#tables = tables;
   }
 
-  async write(points: readonly Point[]): Promise<void> {
-    if (this.#tables === undefined) throw refused('write before open() or after close()');
-    if (points.length === 0) return;
-    const writer = this.#liveWriter();
-    await writer.ready;
-    await writer.thread.call({ op: 'write', points });
+  prepare(batch: Batch): PreparedBatch {
+    // Encoded records cross to the writer as one buffer, decoded there: the loop neither decodes
+    // nor clones them. Points already decoded cross by structured clone.
+    const request: WriteRequest =
+      batch.payloads === undefined
+        ? { op: 'write', points: batch.points() }
+        : { op: 'writeEncoded', packed: packPayloads(batch.payloads) };
+    return new EmbeddedBatch(batch.count, request);
   }
 
-  prepareWriteEncoded(payloads: readonly Uint8Array[], count: number): () => Promise<void> {
-    if (count === 0) return () => Promise.resolve();
-    const packed = packPayloads(payloads);
-    return async () => {
-      if (this.#tables === undefined) throw refused('write before open() or after close()');
-      const writer = this.#liveWriter();
-      await writer.ready;
-      await writer.thread.call({ op: 'writeEncoded', packed });
-    };
+  async write(batch: PreparedBatch): Promise<void> {
+    if (!(batch instanceof EmbeddedBatch)) throw refused('write() of a foreign batch');
+    if (this.#tables === undefined) throw refused('write before open() or after close()');
+    if (batch.count === 0) return;
+    const writer = this.#liveWriter();
+    await writer.ready;
+    await writer.thread.call(batch.request);
   }
 
   async aggregate(q: AggregateQuery): Promise<AggregateSeries[]> {
     const tables = this.#tables;
     if (tables === undefined) throw refused('aggregate before open() or after close()');
-    const table = tables.get(q.measurement);
-    if (table === undefined) throw refused(`unknown measurement '${q.measurement}'`);
-    const kind = table.get(q.field);
-    if (kind === undefined) {
-      throw refused(`unknown field '${q.field}' in measurement '${q.measurement}'`);
-    }
-    checkAggregateQuery(q, kind);
-    if (q.fromMs >= q.toMs) return [];
-    const first = Math.floor(q.fromMs / q.everyMs);
-    const last = Math.floor((q.toMs - 1) / q.everyMs);
-    if (last - first + 1 > defaults.maxBuckets) {
-      throw ERR_BAD_PARAM('every', `more than ${defaults.maxBuckets} buckets in the time range`);
-    }
+    const kind = checkAggregate(q, tables, refused);
+    if (kind === undefined) return [];
     const req = { op: 'aggregate', query: q, kind } as const;
     if (this.#readerCount === 0) {
       const writer = this.#liveWriter();

@@ -8,7 +8,8 @@
  * see exactly what a same-thread store would throw.
  */
 import { TaihuError } from '../../errors.js';
-import type { AggregateQuery, AggregateSeries, FieldKind, Point } from '../types.js';
+import type { AggregateQuery, AggregateSeries, FieldKind } from '../types.js';
+import type { Point } from '../../points/point.js';
 import type { Tables } from './engine.js';
 
 export type Role = 'writer' | 'reader';
@@ -18,11 +19,14 @@ export interface WorkerData {
   readonly role: Role;
 }
 
+export type WriteRequest =
+  | { readonly op: 'write'; readonly points: readonly Point[] }
+  /** Spool record payloads packed by `packPayloads` (points/codec.ts), decoded by the worker. */
+  | { readonly op: 'writeEncoded'; readonly packed: Uint8Array };
+
 export type Request =
   | { readonly op: 'open'; readonly tables: Tables }
-  | { readonly op: 'write'; readonly points: readonly Point[] }
-  /** Spool record payloads packed by `packPayloads` (spool/codec.ts), decoded by the worker. */
-  | { readonly op: 'writeEncoded'; readonly packed: Uint8Array }
+  | WriteRequest
   | { readonly op: 'aggregate'; readonly query: AggregateQuery; readonly kind: FieldKind }
   | { readonly op: 'close' };
 

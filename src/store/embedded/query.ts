@@ -6,7 +6,8 @@
  * Empty buckets are skipped by asking for the next timestamp, so sparse data stays cheap.
  */
 import type Database from 'better-sqlite3';
-import type { AggregateFn, GroupBy, PointTags } from '../types.js';
+import type { AggregateFn, GroupBy } from '../types.js';
+import type { PointTags } from '../../points/point.js';
 import { GROUP_TAG } from '../types.js';
 import { type Bucket, midpoint, percentileIndex, sampleStddev } from './fill.js';
 import { ident } from './schema.js';

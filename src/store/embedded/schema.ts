@@ -2,7 +2,8 @@
  * Table layout of the embedded store: one wide table per measurement. Every name that reaches
  * SQL goes through `ident()`, which only accepts the snake_case alphabet and quotes anyway.
  */
-import type { FieldKind, GroupBy, MeasurementInfo, PointTags } from '../types.js';
+import type { FieldKind, GroupBy, MeasurementInfo } from '../types.js';
+import type { PointTags } from '../../points/point.js';
 import { GROUP_TAG } from '../types.js';
 import { TaihuError, ERR_STORE } from '../../errors.js';
 

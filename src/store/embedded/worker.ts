@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { CODES, TaihuError } from '../../errors.js';
-import { decodePacked } from '../../spool/codec.js';
+import { decodePacked } from '../../points/codec.js';
 import { SqliteEngine } from './engine.js';
 import { type Reply, type Request, type WorkerData, toWire } from './protocol.js';
 

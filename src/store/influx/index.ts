@@ -4,16 +4,15 @@
  * resolves once InfluxDB acknowledged it (204) and rejects with a classified error otherwise;
  * retrying and splitting batches is the spool drainer's job.
  */
-import { ERR_BAD_PARAM } from '../../errors.js';
-import { checkAggregateQuery } from '../check-query.js';
+import { checkAggregate } from '../check-query.js';
 import type {
   AggregateQuery,
   AggregateSeries,
   FieldKind,
   MeasurementInfo,
-  Point,
   Store,
 } from '../types.js';
+import type { Batch, PreparedBatch } from '../../points/batch.js';
 import { INFLUX_CODES, InfluxStoreError, refused } from './errors.js';
 import { InfluxHttp, isV2ApiAnswer } from './http.js';
 import {
@@ -23,7 +22,7 @@ import {
   statementSeries,
   toAggregateSeries,
 } from './influxql.js';
-import { payloadJson } from '../../spool/codec.js';
+import { payloadJson } from '../../points/codec.js';
 import {
   compileMeasurement,
   encodePoints,
@@ -75,9 +74,40 @@ const defaults = {
    * 98 % vs 87 % of a core, so its gunzip is what slows it), `taihu bench drain`.
    */
   loopbackGzipThresholdBytes: Infinity,
-  /** Buckets one aggregate may span; the same bound as the embedded store. */
-  maxBuckets: 100_000,
 } as const;
+
+/** A batch's line protocol, or what made encoding it fail. */
+type Body =
+  { readonly ok: true; readonly text: string } | { readonly ok: false; readonly error: unknown };
+
+class InfluxBatch implements PreparedBatch {
+  readonly count: number;
+  constructor(
+    readonly batch: Batch,
+    /** Undefined until encoded: a batch prepared before open() is encoded at its first write. */
+    public body: Body | undefined,
+  ) {
+    this.count = batch.count;
+  }
+}
+
+/** Line protocol of a batch: straight from the spool records' JSON when it has them. */
+function encodeBatch(batch: Batch, encoders: ReadonlyMap<string, MeasurementEncoder>): Body {
+  try {
+    const text =
+      batch.payloads === undefined
+        ? encodePoints(batch.points(), encoders)
+        : encodeSpoolJson(batch.payloads.map(payloadJson), encoders);
+    return { ok: true, text };
+  } catch (err) {
+    if (batch.payloads === undefined || err instanceof InfluxStoreError) {
+      return { ok: false, error: err };
+    }
+    // refused for good either way: the drainer then decodes the records itself, skipping
+    // one that does not decode and finding the point the store cannot take
+    return { ok: false, error: refused(`undecodable spool payload: ${String(err)}`) };
+  }
+}
 
 export function createInfluxStore(opts: InfluxStoreOptions): Store {
   return new InfluxStore(opts);
@@ -139,79 +169,33 @@ class InfluxStore implements Store {
     this.#encoders = encoders;
   }
 
-  write(points: readonly Point[]): Promise<void> {
-    if (this.#encoders === undefined) return Promise.reject(closedError('write'));
-    return this.prepareWrite(points)();
-  }
-
-  prepareWrite(points: readonly Point[]): () => Promise<void> {
+  prepare(batch: Batch): PreparedBatch {
     const encoders = this.#encoders;
-    // not open yet: encode at each send, so a retry once open() is done goes through
-    if (encoders === undefined) return () => this.write(points);
-    if (points.length === 0) return () => Promise.resolve();
-    let body: string;
-    try {
-      body = encodePoints(points, encoders);
-    } catch (err) {
-      return () => Promise.reject(err);
-    }
-    return this.#sender(body, points.length);
+    // not open yet: encoded by the first write once open() is done
+    if (encoders === undefined || batch.count === 0) return new InfluxBatch(batch, undefined);
+    return new InfluxBatch(batch, encodeBatch(batch, encoders));
   }
 
-  prepareWriteEncoded(payloads: readonly Uint8Array[], count: number): () => Promise<void> {
+  async write(batch: PreparedBatch): Promise<void> {
+    if (!(batch instanceof InfluxBatch)) throw refused('write() of a foreign batch');
     const encoders = this.#encoders;
-    if (encoders === undefined) {
-      return () =>
-        this.#encoders === undefined
-          ? Promise.reject(closedError('write'))
-          : this.prepareWriteEncoded(payloads, count)();
-    }
-    if (count === 0) return () => Promise.resolve();
-    let body: string;
-    try {
-      body = encodeSpoolJson(payloads.map(payloadJson), encoders);
-    } catch (err) {
-      // refused for good either way: the drainer then decodes the records itself, skipping
-      // one that does not decode and finding the point the store cannot take
-      const e =
-        err instanceof InfluxStoreError
-          ? err
-          : refused(`undecodable spool payload: ${String(err)}`);
-      return () => Promise.reject(e);
-    }
-    return this.#sender(body, count);
-  }
-
-  /** Sends a line-protocol body; again on each call (a retry). */
-  #sender(body: string, points: number): () => Promise<void> {
-    const op = `write of ${points} points`;
-    return async () => {
-      // closed since it was prepared: retryable, the points stay in the spool
-      if (this.#encoders === undefined) throw closedError('write');
-      await this.#http.request(op, this.#writePath, body, {
-        method: 'POST',
-        headers: { 'content-type': 'text/plain; charset=utf-8' },
-        gzip: true,
-        op: 'write',
-      });
-    };
+    // closed, or not open yet: retryable, the points stay in the spool
+    if (encoders === undefined) throw closedError('write');
+    if (batch.count === 0) return;
+    batch.body ??= encodeBatch(batch.batch, encoders);
+    const body = batch.body;
+    if (!body.ok) throw body.error;
+    await this.#http.request(`write of ${batch.count} points`, this.#writePath, body.text, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain; charset=utf-8' },
+      gzip: true,
+      op: 'write',
+    });
   }
 
   async aggregate(q: AggregateQuery): Promise<AggregateSeries[]> {
     if (this.#encoders === undefined) throw closedError('aggregate');
-    const fields = this.#kinds.get(q.measurement);
-    if (fields === undefined) throw refused(`unknown measurement '${q.measurement}'`);
-    const kind = fields.get(q.field);
-    if (kind === undefined) {
-      throw refused(`unknown field '${q.field}' in measurement '${q.measurement}'`);
-    }
-    checkAggregateQuery(q, kind);
-    if (q.fromMs >= q.toMs) return [];
-    const first = Math.floor(q.fromMs / q.everyMs);
-    const last = Math.floor((q.toMs - 1) / q.everyMs);
-    if (last - first + 1 > defaults.maxBuckets) {
-      throw ERR_BAD_PARAM('every', `more than ${defaults.maxBuckets} buckets in the time range`);
-    }
+    if (checkAggregate(q, this.#kinds, refused) === undefined) return [];
     for (const value of Object.values(q.filter)) {
       // a tag value InfluxQL cannot spell was never written by this store
       if (value !== undefined && !expressible(value)) return [];

@@ -16,7 +16,8 @@
  * it is refused in every name and value. U+0000 is refused in names: it is stored, but InfluxQL's
  * scanner reads it as the end of input, so no query could ever filter on such a tag.
  */
-import type { FieldKind, MeasurementInfo, Point, PointTags } from '../types.js';
+import type { FieldKind, MeasurementInfo } from '../types.js';
+import type { Point, PointTags } from '../../points/point.js';
 import { isStorableText, LINE_BREAK, LONE_SURROGATE } from '../text.js';
 import { refused } from './errors.js';
 
@@ -232,7 +233,7 @@ export function encodePoints(
 
 /**
  * The same lines as `encodePoints` for the points of spool record payloads, read straight from
- * their JSON (`spool/codec.ts` `payloadJson`): no Point objects are built, and a series' key is
+ * their JSON (`points/codec.ts` `payloadJson`): no Point objects are built, and a series' key is
  * escaped once per message instead of once per point. Throws refused() as encodePoints does, or
  * an Error when a payload is not what the codec writes.
  */

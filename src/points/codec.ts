@@ -13,8 +13,8 @@
  * 0.97 µs instead of 1.25 µs; for ten readings 1,251 bytes instead of 2,491. JSON keeps every
  * value's type that a Point can hold (number, boolean, string) and round-trips doubles exactly.
  */
-import { CODES, TaihuError } from '../errors.js';
-import type { FieldValue, Point } from '../store/types.js';
+import { ERR_SPOOL_ENCODE } from '../errors.js';
+import type { FieldValue, Point } from './point.js';
 
 /** First byte of every payload; a reader refuses formats it does not know. */
 const CODEC_JSON_V1 = 1;
@@ -49,12 +49,13 @@ export function encodePoints(points: readonly Point[]): string {
       g = [m, d, di, s];
       groups.push(g);
     }
-    if (!Number.isFinite(p.ts)) throw notEncodable(`timestamp ${p.ts}`);
+    if (!Number.isFinite(p.ts)) throw ERR_SPOOL_ENCODE(`timestamp ${p.ts}`);
     const r: Reading = [p.ts];
     for (const name in p.fields) {
       const v = p.fields[name] as FieldValue;
       // JSON would turn NaN/Infinity into null; refuse rather than store something else.
-      if (typeof v === 'number' && !Number.isFinite(v)) throw notEncodable(`field ${name}=${v}`);
+      if (typeof v === 'number' && !Number.isFinite(v))
+        throw ERR_SPOOL_ENCODE(`field ${name}=${v}`);
       r.push(name, v);
     }
     g.push(r);
@@ -211,10 +212,4 @@ export function decodePacked(packed: Uint8Array): Point[] {
     at += 4 + n;
   }
   return points;
-}
-
-function notEncodable(what: string): TaihuError {
-  return new TaihuError(CODES.SPOOL_ENCODE, `spool: cannot encode ${what}`, {
-    statusCode: 500,
-  });
 }
