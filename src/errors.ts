@@ -48,6 +48,9 @@ export const ERR_SEED_FILE = createError(
   (file: string, detail: string) => `seed file ${file}: ${detail}`,
 );
 
+// command line: a flag whose value the command cannot use (the message names the flag)
+export const ERR_CLI = createError('TAIHU_ERR_CLI', (detail: string) => detail);
+
 // storage
 export const ERR_STORE = createError(
   'TAIHU_ERR_STORE',
