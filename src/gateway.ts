@@ -15,7 +15,7 @@ import type { Config } from './config.js';
 import { buildApp } from './http/app.js';
 import { loadCatalog, type Catalog } from './ingest/catalog.js';
 import { Ingest } from './ingest/ingest.js';
-import { LiveEvents } from './ingest/events.js';
+import { LiveEvents } from './state/events.js';
 import { readOrCreateKeyFile, writeKeyFile } from './registry/credentials.js';
 import { loadSeeds } from './registry/seeds.js';
 import { Drainer } from './spool/drainer.js';

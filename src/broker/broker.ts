@@ -12,7 +12,7 @@ import type { Config } from '../config.js';
 import { ERR_CONFIG, REJECT } from '../errors.js';
 import type { Catalog } from '../ingest/catalog.js';
 import type { Ingest } from '../ingest/ingest.js';
-import type { LiveState } from '../ingest/live.js';
+import type { LiveState } from '../state/live.js';
 import type { Rejection } from '../ingest/pipeline.js';
 import { deriveDeviceSecret, secretsEqual, verifySecret } from '../registry/credentials.js';
 import type { DeviceRecord, Registry } from '../registry/registry.js';
