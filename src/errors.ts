@@ -6,7 +6,7 @@
 export class TaihuError extends Error {
   readonly code: string;
   readonly statusCode: number;
-  /** For sink errors: whether retrying the same operation may succeed. */
+  /** For store errors: whether retrying the same operation may succeed. */
   readonly retryable: boolean;
 
   constructor(

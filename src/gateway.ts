@@ -191,12 +191,12 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
   const ready = () => {
     // TCP and WebSocket always; mqtts too when TLS is configured.
     const listening = listeners.length >= 2;
-    const sinkError =
+    const storeError =
       drainer.lastError ?? (storeOpened ? undefined : (storeOpenError ?? new Error('opening')));
     const checks = {
       broker: listening ? { ok: true } : { ok: false, detail: 'MQTT listeners are not open' },
-      store: sinkError
-        ? { ok: false, detail: `${store.kind}: ${sinkError.message} (retrying)` }
+      store: storeError
+        ? { ok: false, detail: `${store.kind}: ${storeError.message} (retrying)` }
         : { ok: true, detail: store.kind },
       spool:
         spoolState === 'ok'
