@@ -106,7 +106,7 @@ program
   .option('--out <dir>', 'where results, charts and profiles go', 'bench-results')
   .addHelpText(
     'after',
-    '\nNeeds a build (npm run build) and Debian mosquitto and influxdb: bash bench/install-deps.sh.\n' +
+    '\nNeeds a build (npm run build) and Debian mosquitto and influxdb: bash scripts/install-test-deps.sh --bench.\n' +
       'Example: taihu bench ingest --duration 20s --repeat 3',
   )
   .action(async (scenario: string, flags: import('../bench/cli.js').BenchFlags) => {

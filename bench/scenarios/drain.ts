@@ -25,7 +25,7 @@ import { describeSpread, spread, type BenchOptions } from '../measure.js';
 import { procStat } from '../proc.js';
 import { summarizeProfiles } from '../profile.js';
 import { fmt, judge, type Row, type ScenarioResult } from '../report.js';
-import { startInfluxDB, type Server } from '../servers.js';
+import { startInfluxDB, type Server } from '../../support/servers.js';
 
 /** The gateway's drain batch age (src/gateway.ts); it only matters for a nearly empty spool. */
 const GATEWAY_BATCH_AGE_MS = 250;
