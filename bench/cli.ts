@@ -5,6 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { toolsNeededBy } from '../support/tools.js';
 import { ROOT } from './gateway.js';
 import type { BenchOptions } from './measure.js';
 import { describeMachine } from './proc.js';
@@ -73,6 +74,7 @@ export async function runBench(scenario: string, flags: BenchFlags): Promise<num
     process.stderr.write(`taihu bench: --store is embedded or influxdb, not "${flags.store}"\n`);
     return 2;
   }
+  toolsNeededBy('the benchmarks', 'bash scripts/install-test-deps.sh --bench');
   const outDir = resolve(flags.out);
   mkdirSync(outDir, { recursive: true });
   const progress = new ProgressLine();

@@ -4,18 +4,12 @@
  * line. That line is logged at info, so the gateway runs at TAIHU_LOG_LEVEL=info: per-message
  * events log at debug, so info adds nothing to the message path (warn would hide the ports).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { NODE_FLAGS } from '../src/node-flags.js';
+import { join } from 'node:path';
+import { ROOT, spawnGateway, type GatewayPorts } from '../support/gateway.js';
 
-/** The package root, from dist/bench/ and from bench/ alike. */
-export const ROOT = resolve(
-  import.meta.dirname,
-  import.meta.dirname.includes('/dist/') ? '../..' : '..',
-);
+export { ROOT };
 export const ENROLLMENT_KEY = 'bench-enrollment-key-0123456789abcdef';
 export const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 
@@ -46,7 +40,7 @@ export interface GatewayOptions {
 
 export interface RunningGateway {
   readonly pid: number;
-  readonly ports: { readonly mqtt: number; readonly ws: number; readonly http: number };
+  readonly ports: GatewayPorts;
   readonly dataDir: string;
   readonly base: string;
   /** GET an API path with the admin key; throws on a non-2xx answer. */
@@ -66,70 +60,32 @@ export interface RunningGateway {
 
 export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGateway> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'taihu-bench-gw-'));
-  // the flags every way of starting the gateway gives it
-  const nodeArgs: string[] = [...NODE_FLAGS];
+  const nodeArgs: string[] = [];
   if (opts.cpuProfDir) {
     mkdirSync(opts.cpuProfDir, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
   }
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [...nodeArgs, join(ROOT, 'dist/src/main.js'), 'start'],
-    {
-      cwd: dataDir,
-      env: {
-        PATH: process.env.PATH ?? '',
-        TAIHU_MQTT_PORT: '0',
-        TAIHU_MQTT_WS_PORT: '0',
-        TAIHU_HTTP_PORT: '0',
-        TAIHU_DATA_DIR: dataDir,
-        TAIHU_ENROLLMENT_KEY: ENROLLMENT_KEY,
-        TAIHU_ADMIN_KEY: ADMIN_KEY,
-        TAIHU_LOG_FORMAT: 'json',
-        TAIHU_LOG_LEVEL: 'info',
-        ...BENCH_LIMITS,
-        ...opts.env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let stderr = '';
-  child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-8000)));
   const warnings: string[] = [];
+  const { child, ports, exited, stderr } = await spawnGateway({
+    dataDir,
+    enrollmentKey: ENROLLMENT_KEY,
+    adminKey: ADMIN_KEY,
+    env: { ...BENCH_LIMITS, ...opts.env },
+    nodeArgs,
+    readyTimeoutMs: 60_000,
+    stderrKeep: 8000,
+    onLog: (entry, line) => {
+      if (Number(entry.level ?? 0) >= 40 && warnings.length < 50) warnings.push(line.slice(0, 500));
+    },
+  });
   let stopping = false;
-  const exited = new Promise<void>((r) =>
-    child.once('exit', (code, signal) => {
-      // A gateway that dies mid-run would read as a throughput collapse: say so at once.
-      if (!stopping) {
-        process.stderr.write(
-          `\n[gateway ${child.pid}] exited unexpectedly (code ${code}, signal ${signal})\n${stderr.slice(-2000)}\n`,
-        );
-      }
-      r();
-    }),
-  );
-  const ports = await new Promise<RunningGateway['ports']>((resolvePorts, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`gateway did not start in 60 s\n${stderr}`)),
-      60_000,
-    );
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      let entry: { level?: number; msg?: string; ports?: RunningGateway['ports'] };
-      try {
-        entry = JSON.parse(line) as typeof entry;
-      } catch {
-        return;
-      }
-      if ((entry.level ?? 0) >= 40 && warnings.length < 50) warnings.push(line.slice(0, 500));
-      if (entry.msg === 'taihu listening' && entry.ports) {
-        clearTimeout(timer);
-        resolvePorts(entry.ports);
-      }
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited before listening\n${stderr}`));
-    });
+  void exited.then((code) => {
+    // A gateway that dies mid-run would read as a throughput collapse: say so at once.
+    if (!stopping) {
+      process.stderr.write(
+        `\n[gateway ${child.pid}] exited unexpectedly (code ${code}, signal ${child.signalCode})\n${stderr().slice(-2000)}\n`,
+      );
+    }
   });
   const base = `http://127.0.0.1:${ports.http}`;
   const spoolDir = join(dataDir, 'spool');

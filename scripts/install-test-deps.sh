@@ -16,6 +16,15 @@ PACKAGES=(mosquitto-clients influxdb victoria-metrics redis-server haproxy chrom
 # redis-server: 6379; prometheus: 9090; Debian's default haproxy.cfg opens no port).
 SERVICES=(influxdb victoria-metrics redis-server haproxy prometheus)
 PORTS=(8086 8088 8428 6379 9090)
+# `--bench`: also what `taihu bench` drives besides those, Debian's mosquitto (its reference
+# broker, which Debian puts in /usr/sbin).
+bench=""
+if [ "${1:-}" = "--bench" ]; then
+  bench=1
+  PACKAGES+=(mosquitto)
+  SERVICES+=(mosquitto)
+  PORTS+=(1883)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -62,6 +71,10 @@ for bin in mosquitto_pub mosquitto_sub influxd victoria-metrics redis-server hap
   podman runc slirp4netns mmdebstrap prometheus promtool; do
   command -v "$bin" >/dev/null || { echo "error: $bin still missing after install" >&2; exit 1; }
 done
+if [ -n "$bench" ] && ! PATH="$PATH:/usr/sbin" command -v mosquitto >/dev/null; then
+  echo "error: mosquitto still missing after install" >&2
+  exit 1
+fi
 
 for port in "${PORTS[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

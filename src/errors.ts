@@ -6,7 +6,7 @@
 export class TaihuError extends Error {
   readonly code: string;
   readonly statusCode: number;
-  /** For sink errors: whether retrying the same operation may succeed. */
+  /** For store errors: whether retrying the same operation may succeed. */
   readonly retryable: boolean;
 
   constructor(
@@ -53,6 +53,9 @@ export const ERR_SPOOL_ENCODE = createError(
   'TAIHU_ERR_SPOOL_ENCODE',
   (what: string) => `spool: cannot encode ${what}`,
 );
+
+// command line: a flag whose value the command cannot use (the message names the flag)
+export const ERR_CLI = createError('TAIHU_ERR_CLI', (detail: string) => detail);
 
 // storage
 export const ERR_STORE = createError(

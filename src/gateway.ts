@@ -16,7 +16,7 @@ import type { Config } from './config.js';
 import { buildApp } from './http/app.js';
 import { loadCatalog, type Catalog } from './ingest/catalog.js';
 import { Ingest } from './ingest/ingest.js';
-import { LiveEvents } from './ingest/events.js';
+import { LiveEvents } from './state/events.js';
 import { readOrCreateKeyFile, writeKeyFile } from './registry/credentials.js';
 import { loadSeeds } from './registry/seeds.js';
 import { Drainer } from './spool/drainer.js';
@@ -188,12 +188,12 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
   const ready = () => {
     // TCP and WebSocket always; mqtts too when TLS is configured.
     const listening = listeners.length >= 2;
-    const sinkError =
+    const storeError =
       drainer.lastError ?? (storeOpened ? undefined : (storeOpenError ?? new Error('opening')));
     const checks = {
       broker: listening ? { ok: true } : { ok: false, detail: 'MQTT listeners are not open' },
-      store: sinkError
-        ? { ok: false, detail: `${store.kind}: ${sinkError.message} (retrying)` }
+      store: storeError
+        ? { ok: false, detail: `${store.kind}: ${storeError.message} (retrying)` }
         : { ok: true, detail: store.kind },
       spool:
         spoolState === 'ok'

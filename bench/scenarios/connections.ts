@@ -12,7 +12,7 @@ import { ENROLLMENT_KEY, ROOT, startGateway } from '../gateway.js';
 import { describeSpread, ms, spread, type BenchOptions } from '../measure.js';
 import { procStat } from '../proc.js';
 import { fmt, judge, type Row, type ScenarioResult } from '../report.js';
-import { startMosquitto } from '../servers.js';
+import { startMosquitto } from '../../support/servers.js';
 
 /** How long the idle connections are held before RSS is read, ms (at most --duration). */
 const HOLD_MS = 20_000;

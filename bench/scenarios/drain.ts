@@ -26,7 +26,7 @@ import { describeSpread, spread, type BenchOptions } from '../measure.js';
 import { procStat } from '../proc.js';
 import { summarizeProfiles } from '../profile.js';
 import { fmt, judge, type Row, type ScenarioResult } from '../report.js';
-import { startInfluxDB, type Server } from '../servers.js';
+import { startInfluxDB, type Server } from '../../support/servers.js';
 
 const BATCH = defaultDrainerOptions.maxBatchPoints;
 /** Appends in flight while filling the spool: they share fdatasyncs (group commit). */

@@ -30,7 +30,7 @@ import {
 import { CpuWatch } from '../proc.js';
 import { summarizeProfiles } from '../profile.js';
 import { fmt, judge, type Row, type ScenarioResult, type Series } from '../report.js';
-import { startMosquitto } from '../servers.js';
+import { startMosquitto } from '../../support/servers.js';
 
 const WARMUP_MS = 5_000;
 const TYPES = ['air-quality', 'weather'];

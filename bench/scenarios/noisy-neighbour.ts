@@ -28,7 +28,7 @@ import {
 import { CpuWatch } from '../proc.js';
 import { summarizeProfiles } from '../profile.js';
 import { fmt, judge, type Row, type ScenarioResult, type Series } from '../report.js';
-import { startInfluxDB } from '../servers.js';
+import { startInfluxDB } from '../../support/servers.js';
 
 const WARMUP_MS = 3_000;
 const FLOOD_WINDOW = 32;

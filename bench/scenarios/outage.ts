@@ -25,7 +25,7 @@ import {
 import { CpuWatch } from '../proc.js';
 import { summarizeProfiles } from '../profile.js';
 import { fmt, type Row, type ScenarioResult } from '../report.js';
-import { startInfluxDB } from '../servers.js';
+import { startInfluxDB } from '../../support/servers.js';
 
 const BEFORE_MS = 20_000;
 /** After InfluxDB is back: at least this long, and until the backlog is drained… */

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { ERR_CONFIG } from '../errors.js';
 import type { Ingest } from '../ingest/ingest.js';
-import type { LiveState } from '../ingest/live.js';
+import type { LiveState } from '../state/live.js';
 import type { Rejection } from '../ingest/pipeline.js';
 import type { Registry } from '../registry/registry.js';
 import { clientById, restartKeepalive, sessionStoreOf } from './aedes.js';

@@ -26,7 +26,7 @@
  * - topic names and filters of at most MAX_TOPIC_BYTES bytes and MAX_TOPIC_LEVELS levels.
  *
  * Payload bytes are skipped by arithmetic, never copied; a PUBLISH costs one pass over
- * its topic (measured: see `bench.ts`). Refusals that MQTT answers with a CONNACK code
+ * its topic (measured: `bench/micro/broker.ts`). Refusals that MQTT answers with a CONNACK code
  * (client id rules, keepalive ceiling) are the broker's, not this layer's.
  */
 import { Duplex } from 'node:stream';

@@ -17,8 +17,8 @@ import {
   TaihuError,
 } from '../errors.js';
 import type { Catalog } from '../ingest/catalog.js';
-import type { LiveEvents } from '../ingest/events.js';
-import type { LiveState } from '../ingest/live.js';
+import type { LiveEvents } from '../state/events.js';
+import type { LiveState } from '../state/live.js';
 import type { Role } from '../registry/api-keys.js';
 import type { ApiKeyStore, Provisioning, RegistryView, RejectionStore } from '../state/types.js';
 import type { Store } from '../store/types.js';

@@ -10,15 +10,26 @@ import type { Logger } from 'pino';
 import { CODES, REJECT, TaihuError, type RejectCode } from '../errors.js';
 import type { Point } from '../points/point.js';
 import type { Catalog } from './catalog.js';
-import type { LiveEvents } from './events.js';
-import type { LiveState } from './live.js';
 import {
   createPipeline,
+  type AcceptedReading,
   type DeviceIdentity,
   type PipelineOptions,
+  type Reason,
   type Rejection,
 } from './pipeline.js';
-import type { RejectionStore } from '../state/types.js';
+
+/** A refused message as ingest hands it to the rejection log (src/state/rejections.ts). */
+export interface NewRejection {
+  /** ISO 8601 receive time. */
+  readonly receivedAt: string;
+  readonly deviceId: string;
+  readonly type: string;
+  readonly topic: string;
+  readonly code: string;
+  readonly reasons: readonly Reason[];
+  readonly payload: Buffer;
+}
 
 /** Where ingest outcomes are counted (Prometheus metrics in the gateway). */
 export interface IngestCounter {
@@ -32,10 +43,19 @@ export interface IngestDeps {
   readonly catalog: Catalog;
   /** Makes points durable; the message may be acknowledged once it resolves. */
   readonly commit: (points: readonly Point[]) => Promise<void>;
-  readonly rejections: Pick<RejectionStore, 'record'>;
-  readonly live: LiveState;
+  /** The rejection log (src/state/): ingest only adds to it. */
+  readonly rejections: { record(rejection: NewRejection): void };
+  /** Live state (src/state/): last values and when each device was last heard from. */
+  readonly live: {
+    accepted(id: string, readings: readonly AcceptedReading[], now: number): void;
+    /** A device's `online` / `offline` status message. */
+    connected(id: string, now: number): void;
+    disconnected(id: string, now: number): void;
+  };
   /** Hears each message's readings once durable (the HTTP stream); none: nobody hears. */
-  readonly events?: LiveEvents;
+  readonly events?: {
+    reading(device: DeviceIdentity, readings: readonly AcceptedReading[]): void;
+  };
   readonly log: Logger;
   readonly options: PipelineOptions;
   readonly metrics?: IngestCounter | undefined;

@@ -13,11 +13,11 @@
  *   (`taihu bench drain`).
  * - Retryable failures (anything whose `retryable` is not `false`: a network error is not
  *   proof the data is bad) retry the same batch forever with exponential backoff and full
- *   jitter, or after the error's `retryAfterMs` when the sink said how long to wait. The spool
+ *   jitter, or after the error's `retryAfterMs` when the store said how long to wait. The spool
  *   is the buffer; giving up would be a silent drop.
  * - `retryable === false` means "this data will never be accepted" (HTTP 400/422, a bad
  *   line): the batch is halved until the bad points are alone, those go to `onRejected`, the
- *   rest is written, and the drainer moves on. A sink must therefore report errors that are
+ *   rest is written, and the drainer moves on. A store must therefore report errors that are
  *   not about the data (401, 404 bucket, 5xx) as retryable.
  */
 import { CODES, TaihuError } from '../errors.js';
@@ -49,7 +49,7 @@ export const defaultDrainerOptions = {
   maxBatchAgeMs: 250,
   // First retry within [0, 100] ms (full jitter), the ceiling doubling per attempt.
   baseBackoffMs: 100,
-  // Retry delay ceiling, ms; a retryAfterMs from the sink overrides it.
+  // Retry delay ceiling, ms; a retryAfterMs from the store overrides it.
   maxBackoffMs: 30_000,
 } as const;
 
@@ -136,7 +136,7 @@ export class Drainer {
   get lastWriteLatencyMs(): number {
     return this.#lastWriteLatencyMs;
   }
-  /** The last failed write's error while the sink is failing; undefined once a write succeeds. */
+  /** The last failed write's error while the store is failing; undefined once a write succeeds. */
   get lastError(): Error | undefined {
     return this.#lastError;
   }

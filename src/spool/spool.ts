@@ -1,8 +1,8 @@
 /**
- * The durable write-ahead spool: the reason "PUBACK means stored" holds while the sink is down
+ * The durable write-ahead spool: the reason "PUBACK means stored" holds while the store is down
  * (DESIGN §6). `append` resolves only after the record's bytes are fdatasync'd, and that is
  * the moment a QoS 1/2 message may be acknowledged; the drainer reads records back in order
- * and `confirm`s them once the sink has them, and only then is their disk space given back.
+ * and `confirm`s them once the store has them, and only then is their disk space given back.
  *
  * On disk, under `dir`: append-only segment files `NNNNNNNNNNNNNNNNNNNN.seg` (the zero-padded
  * sequence number of their first record, framing in frames.ts) and `checkpoint`, the last
@@ -397,7 +397,7 @@ export class Spool {
   }
 
   /**
-   * Records that the sink has everything up to `uptoSeq`: persists the checkpoint atomically,
+   * Records that the store has everything up to `uptoSeq`: persists the checkpoint atomically,
    * then deletes segments whose records are all confirmed. Concurrent calls coalesce.
    */
   confirm(uptoSeq: number): Promise<void> {
@@ -517,7 +517,7 @@ export class Spool {
     if (state === 'backpressure') {
       this.#log.warn(
         { ...info, highBytes: this.#opts.highBytes },
-        'spool above its high watermark: acknowledgements held until the sink catches up',
+        'spool above its high watermark: acknowledgements held until the store catches up',
       );
     } else {
       this.#log.info({ ...info, lowBytes: this.#opts.lowBytes }, 'spool below its low watermark');

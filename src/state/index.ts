@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { LiveEvents } from '../ingest/events.js';
+import type { LiveEvents } from './events.js';
 import { createRedisState } from './redis/index.js';
 import { createSingleNodeState } from './single-node.js';
 import type { SharedState } from './types.js';

@@ -4,9 +4,9 @@
  * interface existed; this file only gives it the interface's shape.
  */
 import { join } from 'node:path';
-import type { LiveEvents } from '../ingest/events.js';
-import { LiveState } from '../ingest/live.js';
-import { RejectionLog } from '../ingest/rejections.js';
+import type { LiveEvents } from './events.js';
+import { LiveState } from './live.js';
+import { RejectionLog } from './rejections.js';
 import { ApiKeys } from '../registry/api-keys.js';
 import { openDatabase, Registry } from '../registry/registry.js';
 import type { ApiKeyStore, Provisioning, RejectionStore, SharedState } from './types.js';

@@ -8,8 +8,9 @@
  * synchronous and in memory on every instance; a cluster keeps that copy fresh through Redis
  * pub/sub. Writes are asynchronous: they resolve once the change is durable and announced.
  */
-import type { LiveState } from '../ingest/live.js';
-import type { NewRejection, RejectionQuery, RejectionRecord } from '../ingest/rejections.js';
+import type { NewRejection } from '../ingest/ingest.js';
+import type { LiveState } from './live.js';
+import type { RejectionQuery, RejectionRecord } from './rejections.js';
 import type { ApiKeyRecord, Role } from '../registry/api-keys.js';
 import type { DeviceRecord, DeviceState, NewDevice, Registry } from '../registry/registry.js';
 import type { Seeds } from '../registry/seeds.js';

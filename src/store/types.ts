@@ -1,5 +1,5 @@
 /**
- * The storage contract shared by every sink (embedded SQLite, InfluxDB).
+ * The storage contract shared by every store (embedded SQLite, InfluxDB).
  * One contract suite runs the same cases against each implementation.
  */
 import type { BatchWriter } from '../points/batch.js';

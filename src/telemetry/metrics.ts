@@ -108,24 +108,30 @@ export class Metrics {
       'fdatasync calls made by the spool since start',
       () => sources.spool().fsyncs,
     );
-    gauge(
-      'taihu_sink_points_written',
+    // The store's figures were named taihu_sink_* up to 0.1; each old name stays, with the same
+    // value, for one release so dashboards and alerts can move (README, "Metrics").
+    const storeGauge = (name: string, help: string, read: () => number) => {
+      gauge(`taihu_store_${name}`, help, read);
+      gauge(`taihu_sink_${name}`, `${help} (deprecated: use taihu_store_${name})`, read);
+    };
+    storeGauge(
+      'points_written',
       'Points written to the store since start',
       () => sources.drainer().pointsWritten,
     );
-    gauge(
-      'taihu_sink_batches',
+    storeGauge(
+      'batches',
       'Batches written to the store since start',
       () => sources.drainer().batches,
     );
-    gauge('taihu_sink_retries', 'Store write retries since start', () => sources.drainer().retries);
-    gauge(
-      'taihu_sink_rejected_points',
+    storeGauge('retries', 'Store write retries since start', () => sources.drainer().retries);
+    storeGauge(
+      'rejected_points',
       'Points the store refused for good since start',
       () => sources.drainer().rejectedPoints,
     );
-    gauge(
-      'taihu_sink_last_write_seconds',
+    storeGauge(
+      'last_write_seconds',
       'Latency of the last successful store write',
       () => sources.drainer().lastWriteLatencyMs / 1000,
     );

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireTool } from '../../support/tools.js';
 import { ADMIN_KEY, ROOT, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   SEED_DEVICES,
@@ -39,7 +40,7 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${gw.ports.http}`;
   profile = mkdtempSync(join(tmpdir(), 'taihu-chromium-'));
   ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
+    executablePath: requireTool('/usr/bin/chromium'),
     headless: true,
     args: [
       '--no-sandbox',

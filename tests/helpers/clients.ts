@@ -3,6 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { requireTool } from '../../support/tools.js';
 import { ROOT } from './gateway.js';
 
 export interface SeedDevice {
@@ -64,7 +65,7 @@ export function mosquittoPub(
   message: string,
   qos = 1,
 ) {
-  return run('mosquitto_pub', [
+  return run(requireTool('mosquitto_pub'), [
     '-h',
     '127.0.0.1',
     '-p',
@@ -92,7 +93,7 @@ export function mosquittoSub(
   topic: string,
   count: number,
 ) {
-  const child = spawn('mosquitto_sub', [
+  const child = spawn(requireTool('mosquitto_sub'), [
     '-h',
     '127.0.0.1',
     '-p',

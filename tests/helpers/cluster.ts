@@ -9,7 +9,14 @@ import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGateway, type RunningGateway } from './gateway.js';
-import { findBinary, freePort, launch, manage, startInfluxDB, type TestServer } from './servers.js';
+import {
+  freePort,
+  launch,
+  manage,
+  requireTool,
+  startInfluxDB,
+  type TestServer,
+} from './servers.js';
 
 /** Sends `send` to a TCP port and resolves whether the answer starts with `expect`. */
 function tcpProbe(port: number, send: string | undefined, expect: string): Promise<boolean> {
@@ -35,7 +42,7 @@ function tcpProbe(port: number, send: string | undefined, expect: string): Promi
 
 /** redis-server on a free loopback port: no RDB, no AOF, its own temp dir. */
 export async function startRedis(): Promise<TestServer> {
-  const binary = findBinary('redis-server', 'apt-get install redis-server');
+  const binary = requireTool('redis-server');
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'taihu-redis-'));
   return launch(
@@ -124,7 +131,7 @@ ${servers('http')}
 
 /** haproxy in the foreground (`-db`) with a generated config; ready once both frontends accept. */
 export async function startHaproxy(backends: readonly Backend[]): Promise<Balancer> {
-  const binary = findBinary('haproxy', 'apt-get install haproxy');
+  const binary = requireTool('haproxy');
   const mqttPort = await freePort();
   let httpPort = await freePort();
   while (httpPort === mqttPort) httpPort = await freePort();

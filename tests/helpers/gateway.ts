@@ -1,17 +1,16 @@
 /**
  * Starts the built gateway as a child process on free loopback ports, as a user
- * runs it, and parses its JSON log lines back into objects.
+ * runs it (support/gateway.ts), and parses its JSON log lines back into objects.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpsRequestRaw } from 'node:https';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { deriveDeviceSecret } from '../../src/registry/credentials.js';
-import { NODE_FLAGS } from '../../src/node-flags.js';
+import { ROOT, spawnGateway } from '../../support/gateway.js';
 
-export const ROOT = resolve(import.meta.dirname, '../..');
+export { ROOT };
 export const ENROLLMENT_KEY = 'test-enrollment-key-0123456789abcdef';
 export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
 
@@ -49,48 +48,14 @@ export async function startGateway(
   } = {},
 ): Promise<RunningGateway> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'taihu-test-'));
-  const child = spawn(process.execPath, [...NODE_FLAGS, join(ROOT, 'dist/src/main.js'), 'start'], {
-    cwd: dataDir,
-    env: {
-      PATH: process.env.PATH ?? '',
-      TAIHU_MQTT_PORT: '0',
-      TAIHU_MQTT_WS_PORT: '0',
-      TAIHU_HTTP_PORT: '0',
-      TAIHU_DATA_DIR: dataDir,
-      TAIHU_ENROLLMENT_KEY: ENROLLMENT_KEY,
-      TAIHU_ADMIN_KEY: ADMIN_KEY,
-      TAIHU_LOG_FORMAT: 'json',
-      TAIHU_LOG_LEVEL: 'info',
-      ...opts.env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
   const logs: LogLine[] = [];
-  let stderr = '';
-  child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const ports = await new Promise<RunningGateway['ports']>((resolvePorts, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`gateway did not start in 20 s\n${stderr}`)),
-      20_000,
-    );
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      let entry: LogLine;
-      try {
-        entry = JSON.parse(line) as LogLine;
-      } catch {
-        return;
-      }
-      logs.push(entry);
-      if (entry.msg === 'taihu listening') {
-        clearTimeout(timer);
-        resolvePorts(entry.ports as RunningGateway['ports']);
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited with ${code} before listening\n${stderr}`));
-    });
+  const { child, ports, exited } = await spawnGateway({
+    dataDir,
+    enrollmentKey: ENROLLMENT_KEY,
+    adminKey: ADMIN_KEY,
+    env: opts.env,
+    readyTimeoutMs: 20_000,
+    onLog: (entry) => logs.push(entry as LogLine),
   });
   return {
     ports,

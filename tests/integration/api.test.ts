@@ -123,6 +123,9 @@ describe('metrics', () => {
     for (const name of [
       'taihu_spool_bytes',
       'taihu_spool_oldest_age_seconds',
+      'taihu_store_retries',
+      'taihu_store_last_write_seconds',
+      // the names before 0.2, kept as aliases for one release
       'taihu_sink_retries',
       'taihu_sink_last_write_seconds',
       'nodejs_eventloop_lag_seconds',

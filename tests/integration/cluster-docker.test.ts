@@ -14,7 +14,7 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, OPTIONS } from '../../src/config.js';
 import { ROOT } from '../helpers/gateway.js';
-import { findBinary } from '../helpers/servers.js';
+import { requireTool } from '../helpers/servers.js';
 
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 const ENV_EXAMPLE = parseEnv(read('docker/.env.example')) as Record<string, string>;
@@ -150,7 +150,7 @@ describe('docker/cluster/haproxy.cfg', () => {
   };
 
   it('is a valid configuration for haproxy', async () => {
-    const haproxy = findBinary('haproxy', 'apt-get install haproxy');
+    const haproxy = requireTool('haproxy');
     const result = await new Promise<{ code: number; out: string }>((resolve) =>
       execFile(haproxy, ['-c', '-f', join(ROOT, 'docker/cluster/haproxy.cfg')], (err, so, se) =>
         resolve({ code: err ? Number(err.code ?? 1) : 0, out: `${so}${se}` }),

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { loadCatalog } from '../../src/ingest/catalog.js';
-import { LiveEvents, type LiveEvent } from '../../src/ingest/events.js';
+import { LiveEvents, type LiveEvent } from '../../src/state/events.js';
 import { loadSeeds } from '../../src/registry/seeds.js';
 import { createRedisState } from '../../src/state/redis/index.js';
 import { CHANGES_CHANNEL, KEY } from '../../src/state/redis/keys.js';

@@ -3,6 +3,11 @@
  * MQTT clients no one here wrote: MQTT.js and Debian's mosquitto_pub/mosquitto_sub.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BAD_AGGREGATE_PARAMS,
+  expectOwnErrorsTopicOnly,
+  REFUSED_LOGINS,
+} from '../helpers/cases.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   connect,
@@ -147,31 +152,7 @@ describe('ingest over MQTT', () => {
     expect(res.stderr).toMatch(/not authori[sz]ed/i);
   });
 
-  it.each([
-    ['no password', (id: string) => ({ clientId: id, username: id })],
-    [
-      'an unknown device',
-      () => ({ clientId: 'zz-nowhere-0001', username: 'zz-nowhere-0001', password: 'x' }),
-    ],
-    [
-      'a client id other than the username',
-      (id: string, pw: string) => ({ clientId: `${id}-x`, username: id, password: pw }),
-    ],
-    [
-      'a Will on a topic the device may not publish',
-      (id: string, pw: string) => ({
-        clientId: id,
-        username: id,
-        password: pw,
-        will: {
-          topic: 'sensors/noise/someone-else/status',
-          payload: Buffer.from('x'),
-          qos: 0 as const,
-          retain: false,
-        },
-      }),
-    ],
-  ])('refuses a connection with %s', async (_name, opts) => {
+  it.each(REFUSED_LOGINS)('refuses a connection with %s', async (_name, opts) => {
     const dev = seedDevice('noise', 1);
     await expect(connect(gw.ports.mqtt, opts(dev.id, gw.secret(dev.id)))).rejects.toMatchObject({
       code: expect.any(Number),
@@ -208,22 +189,7 @@ describe('ingest over MQTT', () => {
       username: dev.id,
       password: gw.secret(dev.id),
     });
-    const forbidden = [
-      '#',
-      '$SYS/#',
-      'sensors/+/+/telemetry',
-      errorsTopic(seedDevice('parking', 1)),
-    ];
-    for (const topic of forbidden) {
-      // MQTT.js turns a 0x80 return code into an error carrying the SUBACK packet.
-      await expect(client.subscribeAsync(topic, { qos: 1 }), topic).rejects.toMatchObject({
-        packet: { cmd: 'suback', granted: [0x80] },
-      });
-    }
-    expect(client.connected).toBe(true);
-    const granted = await client.subscribeAsync(errorsTopic(dev), { qos: 1 });
-    expect(granted.map((g) => g.qos)).toEqual([1]);
-    await client.endAsync();
+    await expectOwnErrorsTopicOnly(client, dev);
   });
 
   it('reports an invalid payload on the device errors topic and in /api/v1/rejections', async () => {
@@ -353,46 +319,16 @@ describe('HTTP API', () => {
     expect((await gw.api('/health', { key: null })).status).toBe(200);
   });
 
-  it.each([
-    ['type=nope&field=x&fn=mean', 'type', /unknown device type "nope"/],
-    ['type=air-quality&field=nope&fn=mean', 'field', /"nope" is not a field of air-quality/],
-    [
-      'type=air-quality&field=pm25_ugm3&fn=avg',
-      'fn',
-      /must be equal to one of the allowed values: mean, min/,
-    ],
-    ['type=air-quality&field=pm25_ugm3&fn=mean&from=yesterday', 'from', /is not a time/],
-    ['type=air-quality&field=pm25_ugm3&fn=mean&from=now&to=now-1h', 'from', /must be before to/],
-    [
-      'type=air-quality&field=pm25_ugm3&fn=mean&every=1ms&from=now-1d',
-      'every',
-      /buckets between from and to; at most/,
-    ],
-    ['type=air-quality&field=pm25_ugm3&fn=mean&every=soon', 'every', /not a positive duration/],
-    [
-      'type=air-quality&field=pm25_ugm3&fn=mean&groupBy=street',
-      'groupBy',
-      /allowed values: device, district, site/,
-    ],
-    [
-      'type=air-quality&field=pm25_ugm3&fn=mean&district=atlantis',
-      'district',
-      /unknown district "atlantis"/,
-    ],
-    ['field=pm25_ugm3&fn=mean', 'type', /is required/],
-    ['type=air-quality&field=pm25_ugm3,nope&fn=mean', 'field', /"nope" is not a field/],
-    [
-      'type=air-quality&field=pm25_ugm3&fn=mean&from=now-400d&every=1d',
-      'from',
-      /longer than the 366 days/,
-    ],
-  ])('answers 400 naming the parameter for %s', async (qs, param, message) => {
-    const res = await gw.api(`/api/v1/aggregates?${qs}`);
-    expect(res.status).toBe(400);
-    expect(res.body.code).toBe('TAIHU_ERR_BAD_PARAM');
-    expect(res.body.message).toContain(`'${param}'`);
-    expect(res.body.message).toMatch(message);
-  });
+  it.each(BAD_AGGREGATE_PARAMS)(
+    'answers 400 naming the parameter for %s',
+    async (qs, param, message) => {
+      const res = await gw.api(`/api/v1/aggregates?${qs}`);
+      expect(res.status).toBe(400);
+      expect(res.body.code).toBe('TAIHU_ERR_BAD_PARAM');
+      expect(res.body.message).toContain(`'${param}'`);
+      expect(res.body.message).toMatch(message);
+    },
+  );
 
   it('lists devices with paging and serves one device', async () => {
     const page = await gw.api('/api/v1/devices?type=air-quality&limit=5&offset=0');

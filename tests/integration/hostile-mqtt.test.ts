@@ -17,6 +17,7 @@ import {
   telemetryTopic,
   type SeedDevice,
 } from '../helpers/clients.js';
+import { requirePythonModule } from '../../support/tools.js';
 import { runTaihu, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   connectPacket,
@@ -399,6 +400,11 @@ describe('keepalive 0 (MQTT 3.1.1 §3.1.2.10: "turns off the keep alive mechanis
       'c.disconnect(); c.loop_stop()',
       'print("acknowledged")',
     ].join('\n');
+    requirePythonModule(
+      'paho.mqtt.client',
+      'python3-paho-mqtt',
+      "Eclipse Paho for Debian's python3",
+    );
     const r = await run('/usr/bin/python3', [
       ...['-c', script, String(gw.ports.mqtt), d.id, gw.secret(d.id)],
       ...[telemetryTopic(d), reading(1)],

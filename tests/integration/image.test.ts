@@ -19,7 +19,7 @@ import { deriveDeviceSecret } from '../../src/registry/credentials.js';
 import { connect, eventually, seedDevice, sleep, telemetryTopic } from '../helpers/clients.js';
 import { ROOT } from '../helpers/gateway.js';
 import {
-  findBinary,
+  requireTool,
   freePort,
   influxql,
   manage,
@@ -247,7 +247,8 @@ let work = '';
 
 beforeAll(
   async () => {
-    findBinary('podman', 'apt-get install podman runc');
+    requireTool('podman');
+    requireTool('mmdebstrap');
     const info = await podman(['info', '--format', '{{.Host.OCIRuntime.Name}}']);
     if (info.code !== 0 || info.stdout.trim() !== 'runc') {
       throw new Error(
@@ -390,7 +391,7 @@ describe('a container of the image on the embedded store', () => {
   });
 
   it("is scraped by Prometheus with compose's scrape config and bearer file, the target remapped", async () => {
-    const promtool = findBinary('promtool', 'apt-get install prometheus');
+    const promtool = requireTool('promtool');
     // The file as it ships: its credentials file exists only in the compose service.
     const syntax = await run(promtool, [
       'check',
@@ -437,7 +438,7 @@ describe('a container of the image on the embedded store', () => {
     const port = await freePort();
     const prometheus = manage({
       name: 'prometheus',
-      binary: findBinary('prometheus', 'apt-get install prometheus'),
+      binary: requireTool('prometheus'),
       args: [
         `--config.file=${configFile}`,
         `--storage.tsdb.path=${join(dir, 'data')}`,

@@ -1,6 +1,6 @@
 /**
  * The drainer against a scripted in-memory Store. A fake is the right tool here: the cases are
- * a sink failing on demand (retryable errors, Retry-After, a 400 for one bad line inside a
+ * a store failing on demand (retryable errors, Retry-After, a 400 for one bad line inside a
  * batch), which a real server cannot be made to produce at a chosen write. The spool is real.
  */
 import { mkdtemp, readdir, rm } from 'node:fs/promises';

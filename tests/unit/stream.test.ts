@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { streamRoutes, type StreamCounters } from '../../src/http/routes/stream.js';
 import { loadCatalog } from '../../src/ingest/catalog.js';
-import { LiveEvents } from '../../src/ingest/events.js';
+import { LiveEvents } from '../../src/state/events.js';
 import type { AcceptedReading } from '../../src/ingest/pipeline.js';
 import { openDatabase, Registry } from '../../src/registry/registry.js';
 import { loadSeeds } from '../../src/registry/seeds.js';

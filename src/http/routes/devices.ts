@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { ERR_BAD_PARAM, ERR_CONFLICT, ERR_NOT_FOUND } from '../../errors.js';
 import { DEVICE_ID_RE } from '../../registry/seeds.js';
 import { hashSecret, newDeviceSecret } from '../../registry/credentials.js';
-import { DEVICE_STATUSES, type DeviceStatus } from '../../ingest/live.js';
+import { DEVICE_STATUSES, type DeviceStatus } from '../../state/live.js';
 import type { DeviceRecord } from '../../registry/registry.js';
 import type { AppDeps } from '../app.js';
 import { checkKnown } from '../params.js';

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { DEVICE_STATUSES } from '../../ingest/live.js';
+import { DEVICE_STATUSES } from '../../state/live.js';
 import type { AppDeps } from '../app.js';
 import { checkKnown } from '../params.js';
 import { ERROR_SCHEMA } from '../app.js';

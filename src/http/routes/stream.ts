@@ -12,7 +12,7 @@ import { checkKnown } from '../params.js';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import type { Catalog } from '../../ingest/catalog.js';
-import type { LiveEvent, LiveEvents } from '../../ingest/events.js';
+import type { LiveEvent, LiveEvents } from '../../state/events.js';
 import type { Registry } from '../../registry/registry.js';
 import { ERROR_SCHEMA } from '../app.js';
 

@@ -10,7 +10,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { LiveEvent, LiveEvents } from '../../ingest/events.js';
+import type { LiveEvent, LiveEvents } from '../events.js';
 import { KEY } from './keys.js';
 
 /** How often an instance looks at who listens, ms: a new stream hears other instances after at most this. */

@@ -14,7 +14,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { LiveEvents } from '../../ingest/events.js';
+import type { LiveEvents } from '../events.js';
 import type { DeviceChange, SharedState } from '../types.js';
 import { RedisApiKeys } from './api-keys.js';
 import { connectRedis, describeRedisUrl } from './connection.js';

@@ -20,7 +20,7 @@ import {
   type LiveQuery,
   type LiveScope,
   type LiveView,
-} from '../../ingest/live.js';
+} from '../live.js';
 import type { AcceptedReading } from '../../ingest/pipeline.js';
 import { clusterError } from './connection.js';
 import { KEY, Script } from './keys.js';

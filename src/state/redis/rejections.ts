@@ -6,13 +6,13 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { NewRejection } from '../../ingest/ingest.js';
 import {
   KEEP_ROWS,
   PAYLOAD_KEEP_BYTES,
-  type NewRejection,
   type RejectionQuery,
   type RejectionRecord,
-} from '../../ingest/rejections.js';
+} from '../rejections.js';
 import type { RejectionStore } from '../types.js';
 import { clusterError } from './connection.js';
 import { KEY, Script } from './keys.js';

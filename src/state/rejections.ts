@@ -3,25 +3,16 @@
  * over HTTP. Records are written in small batches off the per-message path.
  */
 import type Database from 'better-sqlite3';
-import type { Reason } from './pipeline.js';
+import type { NewRejection } from '../ingest/ingest.js';
+import type { Reason } from '../ingest/pipeline.js';
 
-export interface RejectionRecord {
+/** A kept rejection, as GET /api/v1/rejections lists it. */
+export interface RejectionRecord extends Omit<NewRejection, 'payload'> {
   readonly id: number;
-  /** ISO 8601 receive time. */
-  readonly receivedAt: string;
-  readonly deviceId: string;
-  readonly type: string;
-  readonly topic: string;
-  readonly code: string;
-  readonly reasons: readonly Reason[];
   /** The start of the payload as text (invalid UTF-8 shown as U+FFFD). */
   readonly payload: string;
   readonly payloadBytes: number;
 }
-
-export type NewRejection = Omit<RejectionRecord, 'id' | 'payload' | 'payloadBytes'> & {
-  readonly payload: Buffer;
-};
 
 export interface RejectionQuery {
   device?: string | undefined;

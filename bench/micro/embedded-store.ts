@@ -1,9 +1,8 @@
 /**
  * Hand-run measurement of the embedded store (not a test; numbers depend on the machine):
  *
- *   npm run build && npx vite-node src/store/embedded/bench.ts [rows=1000000] [file]
+ *   npm run build && node dist/bench/micro/embedded-store.js [rows=1000000] [file]
  *
- * (the store's SQLite work runs in worker threads started from the compiled dist/ files).
  * 1. write throughput: 100k points of 6 fields in batches of 1000, synchronous=FULL, on a file;
  * 2. aggregate latency on `rows` rows (150 devices, one reading a minute, 7 districts).
  * Without [file] it uses a temporary directory and deletes it afterwards.
@@ -11,10 +10,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AggregateQuery, FieldKind, Store } from '../types.js';
-import type { Point } from '../../points/point.js';
-import { writePoints } from '../../points/batch.js';
-import { createEmbeddedStore } from './index.js';
+import type { AggregateQuery, FieldKind, Store } from '../../src/store/types.js';
+import type { Point } from '../../src/points/point.js';
+import { writePoints } from '../../src/points/batch.js';
+import { createEmbeddedStore } from '../../src/store/embedded/index.js';
 
 const MIN = 60_000;
 const DAY = 24 * 60 * MIN;

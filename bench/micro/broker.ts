@@ -1,7 +1,7 @@
 /**
  * Hand-run measurement of the broker's defences (not a test; numbers depend on the machine):
  *
- *   npm run build && npx vite-node src/broker/bench.ts
+ *   npm run build && node dist/bench/micro/broker.js
  *
  * 1. per-message cost of the wire guard (a PUBLISH's topic check, and the whole Duplex
  *    hop against a bare PassThrough) and of the per-device token bucket;
@@ -9,20 +9,15 @@
  *    alone, then beside one device flooding as fast as it is acked, with the default
  *    rate limit and with TAIHU_DEVICE_RATE=0, against the built gateway (dist/).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Duplex } from 'node:stream';
-import { createInterface } from 'node:readline';
 import mqttPacket from 'mqtt-packet';
-import { PACKAGE_ROOT } from '../config.js';
-import { deriveDeviceSecret } from '../registry/credentials.js';
-import { DeviceLimiter } from './limits.js';
-import { checkText, MqttWire } from './wire.js';
-
-const KEY = 'bench-enrollment-key-0123456789abcdef';
+import { DeviceLimiter } from '../../src/broker/limits.js';
+import { checkText, MqttWire } from '../../src/broker/wire.js';
+import { deriveDeviceSecret } from '../../src/registry/credentials.js';
+import { ADMIN_KEY, ENROLLMENT_KEY, ROOT, startGateway } from '../gateway.js';
 
 function nsPer(n: number, fn: () => void): number {
   const t0 = process.hrtime.bigint();
@@ -113,39 +108,6 @@ async function hotPath(): Promise<void> {
   );
 }
 
-interface Gw {
-  child: ChildProcess;
-  port: number;
-  http: number;
-  dir: string;
-}
-
-async function startGateway(env: Record<string, string>): Promise<Gw> {
-  const dir = mkdtempSync(join(tmpdir(), 'taihu-bench-'));
-  const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'dist/src/main.js'), 'start'], {
-    cwd: dir,
-    env: {
-      PATH: process.env.PATH ?? '',
-      TAIHU_DATA_DIR: dir,
-      TAIHU_MQTT_PORT: '0',
-      TAIHU_MQTT_WS_PORT: '0',
-      TAIHU_HTTP_PORT: '0',
-      TAIHU_ENROLLMENT_KEY: KEY,
-      TAIHU_ADMIN_KEY: 'bench-admin-key-0123456789abcdef',
-      TAIHU_LOG_FORMAT: 'json',
-      TAIHU_LOG_LEVEL: 'info',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const ports = await new Promise<{ mqtt: number; http: number }>((resolve) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.includes('"taihu listening"')) resolve(JSON.parse(line).ports);
-    });
-  });
-  return { child, port: ports.mqtt, http: ports.http, dir };
-}
-
 /** One raw MQTT device: connects, then publishes QoS 1 and records PUBACK latencies. */
 class Device {
   readonly latencies: number[] = [];
@@ -184,7 +146,7 @@ class Device {
         protocolVersion: 4,
         clientId: id,
         username: id,
-        password: Buffer.from(deriveDeviceSecret(KEY, id)),
+        password: Buffer.from(deriveDeviceSecret(ENROLLMENT_KEY, id)),
         clean: true,
         keepalive: 60,
       }),
@@ -215,17 +177,17 @@ function pct(xs: number[], p: number): number {
 }
 
 async function neighbours(label: string, env: Record<string, string>, flood: boolean) {
-  const gw = await startGateway(env);
+  const gw = await startGateway({ env });
   const ids = (
-    JSON.parse(readFileSync(join(PACKAGE_ROOT, 'seeds/devices.json'), 'utf8')) as {
+    JSON.parse(readFileSync(join(ROOT, 'seeds/devices.json'), 'utf8')) as {
       id: string;
       type: string;
     }[]
   )
     .filter((d) => d.type === 'air-quality')
     .map((d) => d.id);
-  const quiet = await Promise.all(ids.slice(0, 20).map((id) => Device.open(gw.port, id)));
-  const flooder = flood ? await Device.open(gw.port, ids[25]!) : undefined;
+  const quiet = await Promise.all(ids.slice(0, 20).map((id) => Device.open(gw.ports.mqtt, id)));
+  const flooder = flood ? await Device.open(gw.ports.mqtt, ids[25]!) : undefined;
   const SECONDS = 5;
   const tick = setInterval(() => quiet.forEach((d) => d.send()), 100); // 10 msg/s each
   if (flooder) {
@@ -240,8 +202,8 @@ async function neighbours(label: string, env: Record<string, string>, flood: boo
   if (flooder) flooder.onAck = undefined;
   await new Promise((r) => setTimeout(r, 300));
   const lat = quiet.flatMap((d) => d.latencies);
-  const metrics = await fetch(`http://127.0.0.1:${gw.http}/metrics`, {
-    headers: { authorization: 'Bearer bench-admin-key-0123456789abcdef' },
+  const metrics = await fetch(`${gw.base}/metrics`, {
+    headers: { authorization: `Bearer ${ADMIN_KEY}` },
   }).then((r) => r.text());
   const refused = /taihu_rejections_total\{code="RATE_LIMITED"\} (\d+)/.exec(metrics)?.[1] ?? '0';
   console.log(
@@ -251,9 +213,7 @@ async function neighbours(label: string, env: Record<string, string>, flood: boo
         : ''),
   );
   for (const d of [...quiet, ...(flooder ? [flooder] : [])]) d.close();
-  gw.child.kill('SIGTERM');
-  await new Promise((r) => gw.child.once('exit', r));
-  rmSync(gw.dir, { recursive: true, force: true });
+  await gw.stop();
 }
 
 await hotPath();

@@ -10,7 +10,7 @@
  * nothing is published for `stale` and everything else works the same.
  */
 import type { LiveEvents } from './events.js';
-import type { AcceptedReading, DeviceIdentity } from './pipeline.js';
+import type { AcceptedReading, DeviceIdentity } from '../ingest/pipeline.js';
 
 export type DeviceStatus = 'online' | 'offline' | 'stale' | 'never';
 export const DEVICE_STATUSES: readonly DeviceStatus[] = ['online', 'offline', 'stale', 'never'];

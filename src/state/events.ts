@@ -6,7 +6,7 @@
  * throws is caught here.
  */
 import type { DeviceStatus } from './live.js';
-import type { AcceptedReading, DeviceIdentity } from './pipeline.js';
+import type { AcceptedReading, DeviceIdentity } from '../ingest/pipeline.js';
 
 /** The accepted readings of one telemetry message, published once they are durable. */
 export interface ReadingEvent {
