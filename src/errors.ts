@@ -34,6 +34,36 @@ function createError<A extends unknown[]>(
   return Object.assign(f, { code });
 }
 
+/** A factory whose first argument is the error that caused this one (kept as `cause`). */
+function createCausedError<A extends unknown[]>(
+  code: string,
+  message: (...args: A) => string,
+  statusCode = 500,
+  retryable = false,
+): ((cause: unknown, ...args: A) => TaihuError) & { readonly code: string } {
+  const f = (cause: unknown, ...args: A) =>
+    new TaihuError(code, message(...args), { statusCode, retryable, cause });
+  return Object.assign(f, { code });
+}
+
+/**
+ * A TaihuError again from its parts, as a worker thread sent them (src/store/embedded/protocol.ts):
+ * code, status and retryable survive the thread boundary.
+ */
+export function reviveTaihuError(parts: {
+  code: string;
+  message: string;
+  statusCode?: number | undefined;
+  retryable?: boolean | undefined;
+  cause?: unknown;
+}): TaihuError {
+  return new TaihuError(parts.code, parts.message, {
+    statusCode: parts.statusCode,
+    retryable: parts.retryable,
+    cause: parts.cause,
+  });
+}
+
 // start-up
 export const ERR_CONFIG = createError(
   'TAIHU_ERR_CONFIG',
@@ -57,7 +87,79 @@ export const ERR_SPOOL_ENCODE = createError(
 // command line: a flag whose value the command cannot use (the message names the flag)
 export const ERR_CLI = createError('TAIHU_ERR_CLI', (detail: string) => detail);
 
+// the spool (src/spool/): every refusal to acknowledge is retryable, the device sends again
+export const ERR_SPOOL_FULL = createError(
+  'TAIHU_ERR_SPOOL_FULL',
+  (bytes: number, waitedMs: number) =>
+    `spool: ${bytes} bytes on disk, above the high watermark for ${waitedMs} ms; ` +
+    'not acknowledged, send again later',
+  503,
+  true,
+);
+export const ERR_SPOOL_CLOSED = createError(
+  'TAIHU_ERR_SPOOL_CLOSED',
+  () => 'spool: closed',
+  503,
+  true,
+);
+export const ERR_SPOOL_IO = createCausedError(
+  'TAIHU_ERR_SPOOL_IO',
+  () => 'spool: write to disk failed; not acknowledged',
+  503,
+  true,
+);
+/** A commit that failed for a reason the spool did not classify; the message is not acked. */
+export const ERR_SPOOL_WRITE = createCausedError(
+  'TAIHU_ERR_SPOOL_IO',
+  () => 'spool write failed',
+  500,
+  true,
+);
+export const ERR_SPOOL_READ = createError(
+  'TAIHU_ERR_SPOOL_READ',
+  () => 'spool: one reader at a time',
+);
+export const ERR_SPOOL_CONFIRM = createError(
+  'TAIHU_ERR_SPOOL_CONFIRM',
+  (upto: number, delivered: number) =>
+    `spool: cannot confirm record ${upto}, only ${delivered} was read`,
+);
+export const ERR_SPOOL_RECORD_TOO_LARGE = createError(
+  'TAIHU_ERR_SPOOL_ENCODE',
+  (bytes: number) => `spool: record of ${bytes} bytes is too large`,
+);
+
+// MQTT: a connection closed by the wire guard (src/broker/wire.ts); the message cites the clause
+export const ERR_MQTT_PROTOCOL = createError(
+  'TAIHU_ERR_MQTT_PROTOCOL',
+  (violation: string) => violation,
+  400,
+);
+
 // storage
+/** Points a store refused for good: not retried, recorded as STORE_REFUSED rejections. */
+export const ERR_STORE_REFUSED = createCausedError(
+  'TAIHU_ERR_STORE_REFUSED',
+  (detail: string) => `store refused the points: ${detail}`,
+  400,
+);
+export const ERR_STORE_UNDECODABLE = createCausedError(
+  'TAIHU_ERR_STORE_REFUSED',
+  (detail: string) => `undecodable spool payload: ${detail}`,
+  400,
+);
+/** A store error the caller must not retry (bad input, unknown name). */
+export const ERR_STORE_INVALID = createError(
+  'TAIHU_ERR_STORE',
+  (detail: string) => `store: ${detail}`,
+);
+/** A failure of the store itself (busy, disk full, I/O): the same operation may succeed later. */
+export const ERR_STORE_FAILED = createCausedError(
+  'TAIHU_ERR_STORE',
+  (detail: string) => `store: ${detail}`,
+  503,
+  true,
+);
 export const ERR_STORE = createError(
   'TAIHU_ERR_STORE',
   (detail: string) => `store: ${detail}`,

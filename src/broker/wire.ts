@@ -30,7 +30,7 @@
  * (client id rules, keepalive ceiling) are the broker's, not this layer's.
  */
 import { Duplex } from 'node:stream';
-import { CODES, TaihuError } from '../errors.js';
+import { CODES, ERR_MQTT_PROTOCOL as mqttProtocolError, type TaihuError } from '../errors.js';
 
 /** Error code of a connection closed by the guard; the message cites the clause. */
 export const ERR_MQTT_PROTOCOL = CODES.MQTT_PROTOCOL;
@@ -86,7 +86,7 @@ const enum Stage {
 export type TextKind = 'name' | 'filter' | 'text';
 
 function violation(message: string): TaihuError {
-  return new TaihuError(ERR_MQTT_PROTOCOL, message, { statusCode: 400 });
+  return mqttProtocolError(message);
 }
 
 /** A refusal the protocol answers before closing: the bytes to send, and why. */

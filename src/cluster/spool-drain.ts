@@ -7,7 +7,7 @@
  */
 import { appendFileSync, existsSync, readdirSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { TaihuError, CODES } from '../errors.js';
+import { ERR_CLI, TaihuError } from '../errors.js';
 import { Drainer } from '../spool/drainer.js';
 import { Spool } from '../spool/spool.js';
 import type { Store } from '../store/types.js';
@@ -57,10 +57,7 @@ export function isSpoolDir(dir: string): boolean {
 export async function drainSpoolDir(options: DrainOptions): Promise<DrainResult> {
   const { dir, store, log } = options;
   if (!isSpoolDir(dir)) {
-    throw new TaihuError(
-      CODES.CLI,
-      `--dir: no spool in ${dir} (expected *.seg files or a checkpoint)`,
-    );
+    throw ERR_CLI(`--dir: no spool in ${dir} (expected *.seg files or a checkpoint)`);
   }
   const started = Date.now();
   const spool = await Spool.open(dir, { logger: log.child({ component: 'spool' }) });

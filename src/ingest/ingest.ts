@@ -7,7 +7,7 @@
  * so every word a device or operator reads about its messages comes from this module.
  */
 import type { Logger } from 'pino';
-import { CODES, REJECT, TaihuError, type RejectCode } from '../errors.js';
+import { ERR_SPOOL_WRITE, REJECT, TaihuError, type RejectCode } from '../errors.js';
 import type { Point } from '../points/point.js';
 import type { Catalog } from './catalog.js';
 import {
@@ -114,12 +114,7 @@ export class Ingest {
           { err, deviceId: device.id },
           'spool write failed; message not acknowledged',
         );
-        throw err instanceof TaihuError
-          ? err
-          : new TaihuError(CODES.SPOOL_IO, 'spool write failed', {
-              cause: err,
-              retryable: true,
-            });
+        throw err instanceof TaihuError ? err : ERR_SPOOL_WRITE(err);
       },
     );
   }

@@ -20,7 +20,7 @@
  *   rest is written, and the drainer moves on. A store must therefore report errors that are
  *   not about the data (401, 404 bucket, 5xx) as retryable.
  */
-import { CODES, TaihuError } from '../errors.js';
+import { CODES, ERR_STORE_REFUSED, TaihuError } from '../errors.js';
 import { type Batch, type BatchWriter, pointBatch } from '../points/batch.js';
 import type { Point } from '../points/point.js';
 import type { Spool, SpoolLogger, SpoolRecord } from './spool.js';
@@ -421,10 +421,7 @@ function isRefusal(err: unknown): boolean {
 function asTaihuError(err: unknown): TaihuError {
   if (err instanceof TaihuError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  return new TaihuError(CODES.STORE_REFUSED, `store refused the points: ${message}`, {
-    statusCode: 400,
-    cause: err,
-  });
+  return ERR_STORE_REFUSED(err, message);
 }
 
 function retryAfterMs(err: unknown): number | undefined {

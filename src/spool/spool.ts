@@ -29,7 +29,15 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { CODES, ERR_CONFIG, TaihuError } from '../errors.js';
+import {
+  ERR_CONFIG,
+  ERR_SPOOL_CLOSED,
+  ERR_SPOOL_CONFIRM,
+  ERR_SPOOL_FULL,
+  ERR_SPOOL_IO,
+  ERR_SPOOL_READ,
+  ERR_SPOOL_RECORD_TOO_LARGE,
+} from '../errors.js';
 import type { Point } from '../points/point.js';
 import {
   decodePayload,
@@ -167,22 +175,9 @@ export interface SpoolBatch {
   readonly records: readonly SpoolRecord[];
 }
 
-// Codes for src/errors.ts once the spool is wired in; kept here while that file is shared.
-const errFull = (bytes: number, waitedMs: number): TaihuError =>
-  new TaihuError(
-    CODES.SPOOL_FULL,
-    `spool: ${bytes} bytes on disk, above the high watermark for ${waitedMs} ms; ` +
-      'not acknowledged, send again later',
-    { statusCode: 503, retryable: true },
-  );
-const errClosed = (): TaihuError =>
-  new TaihuError(CODES.SPOOL_CLOSED, 'spool: closed', { statusCode: 503, retryable: true });
-const errIo = (cause: unknown): TaihuError =>
-  new TaihuError(CODES.SPOOL_IO, 'spool: write to disk failed; not acknowledged', {
-    statusCode: 503,
-    retryable: true,
-    cause,
-  });
+const errFull = ERR_SPOOL_FULL;
+const errClosed = ERR_SPOOL_CLOSED;
+const errIo = ERR_SPOOL_IO;
 
 interface Resolved {
   readonly maxBytes: number;
@@ -371,7 +366,7 @@ export class Spool {
   read(maxRecords: number, maxBytes: number): Promise<SpoolBatch> {
     if (this.#closing) return Promise.reject(errClosed());
     if (this.#reading !== undefined) {
-      return Promise.reject(new TaihuError(CODES.SPOOL_READ, 'spool: one reader at a time'));
+      return Promise.reject(ERR_SPOOL_READ());
     }
     const p = this.#read(maxRecords, maxBytes);
     this.#reading = p;
@@ -403,12 +398,7 @@ export class Spool {
   confirm(uptoSeq: number): Promise<void> {
     if (this.#closed !== undefined) return Promise.reject(errClosed());
     if (uptoSeq > this.#deliveredSeq) {
-      return Promise.reject(
-        new TaihuError(
-          CODES.SPOOL_CONFIRM,
-          `spool: cannot confirm record ${uptoSeq}, only ${this.#deliveredSeq} was read`,
-        ),
-      );
+      return Promise.reject(ERR_SPOOL_CONFIRM(uptoSeq, this.#deliveredSeq));
     }
     if (uptoSeq <= this.#confirmed) return Promise.resolve();
     if (uptoSeq <= this.#confirmTarget) return this.#lastConfirm;
@@ -1001,7 +991,7 @@ function encodeFrame(points: readonly Point[]): Buffer {
   const json = encodePoints(points);
   const n = payloadBytes(json);
   if (n > MAX_PAYLOAD) {
-    throw new TaihuError(CODES.SPOOL_ENCODE, `spool: record of ${n} bytes is too large`);
+    throw ERR_SPOOL_RECORD_TOO_LARGE(n);
   }
   const f = newFrame(n, Date.now());
   writePayload(f, HEADER_BYTES, json, points.length);

@@ -7,7 +7,7 @@
  * back into `TaihuError`s, so the drainer's `retryable` test and the HTTP layer's status codes
  * see exactly what a same-thread store would throw.
  */
-import { TaihuError } from '../../errors.js';
+import { reviveTaihuError, TaihuError } from '../../errors.js';
 import type { AggregateQuery, AggregateSeries, FieldKind } from '../types.js';
 import type { Point } from '../../points/point.js';
 import type { Tables } from './engine.js';
@@ -77,11 +77,7 @@ export function reviveError(w: WireError): Error {
   const cause = w.cause === undefined ? undefined : reviveError(w.cause);
   let err: Error;
   if (w.name === 'TaihuError' && w.code !== undefined) {
-    err = new TaihuError(w.code, w.message, {
-      statusCode: w.statusCode,
-      retryable: w.retryable,
-      cause,
-    });
+    err = reviveTaihuError({ ...w, code: w.code, cause });
   } else {
     err = new Error(w.message, cause === undefined ? undefined : { cause });
     err.name = w.name;

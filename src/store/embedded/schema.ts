@@ -5,7 +5,7 @@
 import type { FieldKind, GroupBy, MeasurementInfo } from '../types.js';
 import type { PointTags } from '../../points/point.js';
 import { GROUP_TAG } from '../types.js';
-import { TaihuError, ERR_STORE } from '../../errors.js';
+import { ERR_STORE_FAILED, ERR_STORE_INVALID, type TaihuError } from '../../errors.js';
 
 const NAME = /^[a-z][a-z0-9_]*$/;
 
@@ -26,16 +26,12 @@ export const COLUMN_TYPE: Readonly<Record<FieldKind, 'INTEGER' | 'REAL' | 'TEXT'
  * can never succeed, so the drainer has to split it or drop it instead.
  */
 export function refused(detail: string): TaihuError {
-  return new TaihuError(ERR_STORE.code, `store: ${detail}`, { statusCode: 500, retryable: false });
+  return ERR_STORE_INVALID(detail);
 }
 
 /** A failure of SQLite itself (busy, disk full, I/O): the same operation may succeed later. */
 export function failed(detail: string, cause: unknown): TaihuError {
-  return new TaihuError(ERR_STORE.code, `store: ${detail}`, {
-    statusCode: 503,
-    retryable: true,
-    cause,
-  });
+  return ERR_STORE_FAILED(cause, detail);
 }
 
 export function isName(name: string): boolean {

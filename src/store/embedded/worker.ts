@@ -3,7 +3,7 @@
  * answered one at a time in the order they arrive, so writes stay in the drainer's order.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { CODES, TaihuError } from '../../errors.js';
+import { ERR_STORE_UNDECODABLE } from '../../errors.js';
 import { decodePacked } from '../../points/codec.js';
 import { SqliteEngine } from './engine.js';
 import { type Reply, type Request, type WorkerData, toWire } from './protocol.js';
@@ -42,11 +42,7 @@ function decodeOrRefuse(packed: Uint8Array) {
   try {
     return decodePacked(packed);
   } catch (err) {
-    throw new TaihuError(CODES.STORE_REFUSED, `undecodable spool payload: ${String(err)}`, {
-      statusCode: 400,
-      retryable: false,
-      cause: err,
-    });
+    throw ERR_STORE_UNDECODABLE(err, String(err));
   }
 }
 
