@@ -21,7 +21,7 @@ import { readOrCreateKeyFile, writeKeyFile } from './registry/credentials.js';
 import { loadSeeds } from './registry/seeds.js';
 import { Drainer } from './spool/drainer.js';
 import { Spool, type SpoolState } from './spool/spool.js';
-import { openState } from './state/index.js';
+import { openState, type SharedState } from './state/index.js';
 import type { RegistryView } from './state/types.js';
 import { createEmbeddedStore } from './store/embedded/index.js';
 import { createInfluxStore } from './store/influx/index.js';
@@ -68,16 +68,7 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
   // Registry, API keys, live state, rejections: SQLite and memory, or a cluster's Redis.
   const state = await openState(config, { events, log, instanceId });
   const { registry, apiKeys, live, rejections } = state;
-  const added = await state.provisioning.applySeeds(seeds);
-  if (added > 0) log.info({ added, total: registry.size }, 'devices loaded from seeds');
-
-  const enrollmentKey = config.enrollmentKey ?? enrollmentKeyFromFile(config.dataDir, log);
-  const bootstrap = config.adminKey ? undefined : await apiKeys.createFirst('admin', 'bootstrap');
-  if (bootstrap) {
-    const file = join(config.dataDir, 'admin.key');
-    writeKeyFile(file, bootstrap.key);
-    log.warn({ file }, 'no API key configured: created an admin key and wrote it to this file');
-  }
+  const enrollmentKey = await provision(config, state, seeds, log);
 
   const store = createStore(config, log);
   // A store that is down at start is waited for, not fatal: the spool takes readings
@@ -118,7 +109,7 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
     connectedDevices: () => live.connectedCount,
     streams: () => streamCounters,
   });
-  const typeOf = new Map(catalog.list().map((t) => [t.measurement, t.type]));
+  const storeRefused = recordStoreRefusals(catalog, rejections, log);
   const drainer = new Drainer(spool, store, {
     logger: log.child({ component: 'drainer' }),
     onRejected: (points, err) => storeRefused(points, err.message),
@@ -162,50 +153,20 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
     if (disconnectDevice(broker, id)) log.info({ deviceId: id }, 'device disconnected by a peer');
   });
 
-  /** Points the store refused for good (a bad line) join the rejection log, never vanish. */
-  function storeRefused(points: readonly Point[], message: string): void {
-    const now = new Date().toISOString();
-    for (const p of points) {
-      const type = typeOf.get(p.measurement) ?? p.measurement;
-      rejections.record({
-        receivedAt: now,
-        deviceId: p.tags.device_id,
-        type,
-        topic: `sensors/${type}/${p.tags.device_id}/telemetry`,
-        code: REJECT.STORE_REFUSED,
-        reasons: [{ pointer: '', message: `the store refused this reading: ${message}` }],
-        payload: Buffer.from(JSON.stringify({ ts: p.ts, data: p.fields })),
-      });
-    }
-    log.warn(
-      { points: points.length, err: message },
-      'store refused points; recorded as rejections',
-    );
-  }
-
   let listeners: Listener[] = [];
   let app: FastifyInstance | undefined;
-  const ready = () => {
-    // TCP and WebSocket always; mqtts too when TLS is configured.
-    const listening = listeners.length >= 2;
-    const storeError =
-      drainer.lastError ?? (storeOpened ? undefined : (storeOpenError ?? new Error('opening')));
-    const checks = {
-      broker: listening ? { ok: true } : { ok: false, detail: 'MQTT listeners are not open' },
-      store: storeError
-        ? { ok: false, detail: `${store.kind}: ${storeError.message} (retrying)` }
-        : { ok: true, detail: store.kind },
-      spool:
-        spoolState === 'ok'
-          ? { ok: true, detail: `${spool.bytes} bytes pending` }
-          : {
-              ok: false,
-              detail: `spool above its high watermark (${spool.bytes} of ${config.spoolMaxBytes} bytes): not acknowledging until the store catches up`,
-            },
-      ...(state.kind === 'redis' ? { cluster: state.health() } : {}),
-    };
-    return { ok: Object.values(checks).every((c) => c.ok), checks };
-  };
+  const ready = () =>
+    readiness({
+      // TCP and WebSocket always; mqtts too when TLS is configured.
+      listening: listeners.length >= 2,
+      storeError:
+        drainer.lastError ?? (storeOpened ? undefined : (storeOpenError ?? new Error('opening'))),
+      storeKind: store.kind,
+      spool,
+      spoolState,
+      spoolMaxBytes: config.spoolMaxBytes,
+      cluster: state.kind === 'redis' ? state.health() : undefined,
+    });
 
   return {
     catalog,
@@ -278,6 +239,82 @@ export async function createGateway(config: Readonly<Config>, log: Logger): Prom
       log.info('taihu stopped');
     },
   };
+}
+
+/** Seeds the registry and makes sure a fleet key and an admin key exist; returns the fleet key. */
+async function provision(
+  config: Readonly<Config>,
+  state: SharedState,
+  seeds: ReturnType<typeof loadSeeds>,
+  log: Logger,
+): Promise<string> {
+  const added = await state.provisioning.applySeeds(seeds);
+  if (added > 0) log.info({ added, total: state.registry.size }, 'devices loaded from seeds');
+  const enrollmentKey = config.enrollmentKey ?? enrollmentKeyFromFile(config.dataDir, log);
+  const bootstrap = config.adminKey
+    ? undefined
+    : await state.apiKeys.createFirst('admin', 'bootstrap');
+  if (bootstrap) {
+    const file = join(config.dataDir, 'admin.key');
+    writeKeyFile(file, bootstrap.key);
+    log.warn({ file }, 'no API key configured: created an admin key and wrote it to this file');
+  }
+  return enrollmentKey;
+}
+
+/** Points the store refused for good (a bad line) join the rejection log, never vanish. */
+function recordStoreRefusals(
+  catalog: Catalog,
+  rejections: SharedState['rejections'],
+  log: Logger,
+): (points: readonly Point[], message: string) => void {
+  const typeOf = new Map(catalog.list().map((t) => [t.measurement, t.type]));
+  return (points, message) => {
+    const now = new Date().toISOString();
+    for (const p of points) {
+      const type = typeOf.get(p.measurement) ?? p.measurement;
+      rejections.record({
+        receivedAt: now,
+        deviceId: p.tags.device_id,
+        type,
+        topic: `sensors/${type}/${p.tags.device_id}/telemetry`,
+        code: REJECT.STORE_REFUSED,
+        reasons: [{ pointer: '', message: `the store refused this reading: ${message}` }],
+        payload: Buffer.from(JSON.stringify({ ts: p.ts, data: p.fields })),
+      });
+    }
+    log.warn(
+      { points: points.length, err: message },
+      'store refused points; recorded as rejections',
+    );
+  };
+}
+
+/** What `/ready` answers: every check, and whether all pass. */
+function readiness(s: {
+  listening: boolean;
+  storeError: Error | undefined;
+  storeKind: string;
+  spool: { readonly bytes: number };
+  spoolState: SpoolState;
+  spoolMaxBytes: number;
+  cluster: { ok: boolean; detail?: string } | undefined;
+}) {
+  const checks = {
+    broker: s.listening ? { ok: true } : { ok: false, detail: 'MQTT listeners are not open' },
+    store: s.storeError
+      ? { ok: false, detail: `${s.storeKind}: ${s.storeError.message} (retrying)` }
+      : { ok: true, detail: s.storeKind },
+    spool:
+      s.spoolState === 'ok'
+        ? { ok: true, detail: `${s.spool.bytes} bytes pending` }
+        : {
+            ok: false,
+            detail: `spool above its high watermark (${s.spool.bytes} of ${s.spoolMaxBytes} bytes): not acknowledging until the store catches up`,
+          },
+    ...(s.cluster ? { cluster: s.cluster } : {}),
+  };
+  return { ok: Object.values(checks).every((c) => c.ok), checks };
 }
 
 /** The telemetry store the configuration names (also used by `taihu spool drain`). */

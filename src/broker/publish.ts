@@ -80,21 +80,6 @@ export function createPublishPath(
   }
 
   /**
-   * Acknowledges at `ackAt` (performance.now() ms), not before. The gateway stopped reading
-   * the device meanwhile, so the device's keepalive timer is restarted with the ack: its
-   * packets are waiting in TCP, it has not gone silent.
-   */
-  function ackWhenDue(client: Client, ackAt: number, ack: Ack, err: Error | null): void {
-    const left = ackAt - performance.now();
-    const send = () => {
-      restartKeepalive(client);
-      ack(err);
-    };
-    if (left < 1) send();
-    else setTimeout(send, left);
-  }
-
-  /**
    * The rate: QoS 0 excess is dropped (false); a QoS 1/2 message over the rate is never
    * refused (DESIGN §6): it is handled, and its acknowledgement and the next read of the
    * socket wait until the device is back within its rate, so TCP and the device's in-flight
@@ -190,47 +175,10 @@ export function createPublishPath(
       }
       telemetry(client, device, { topic: packet.topic, payload }, who.slot, wire, ackAt, ack);
     };
-    if (packet.qos === 2 && !isWill(client, packet)) exactlyOnce(client, packet, handle, done);
-    else handle(done);
+    if (packet.qos === 2 && !isWill(client, packet)) {
+      exactlyOnce(qos2Handling, client, packet, handle, done);
+    } else handle(done);
   };
-
-  /**
-   * [MQTT-4.3.3-2]: a QoS 2 PUBLISH sent again before its PUBREL (on this connection, or after a
-   * reconnect with clean session 0 when the PUBREC was lost) must not be delivered twice. Aedes
-   * asks this hook before it looks the packet identifier up in its inbound store, so look
-   * first: a copy is called back without being handled, and Aedes answers it with PUBREC alone.
-   * A copy arriving while the first is still being handled waits for it.
-   */
-  function exactlyOnce(
-    client: Client,
-    packet: { messageId?: number },
-    handle: (ack: Ack) => void,
-    done: Ack,
-  ): void {
-    const id = packet.messageId ?? 0;
-    let handling = qos2Handling.get(client);
-    if (!handling) qos2Handling.set(client, (handling = new Map()));
-    const earlier = handling.get(id);
-    if (earlier) return void earlier.then(() => done(null), done);
-    const first = inboundQos2Of(client)
-      .incomingGetPacket(client, { messageId: id })
-      .then(
-        () => undefined, // held since before: a copy
-        () => new Promise<void>((resolve, reject) => handle((e) => (e ? reject(e) : resolve()))),
-      );
-    handling.set(id, first);
-    const forget = handling;
-    first.then(
-      () => {
-        forget.delete(id);
-        done(null);
-      },
-      (err: Error) => {
-        forget.delete(id);
-        done(err);
-      },
-    );
-  }
 
   /**
    * A Will published for a connection lost with its instance (Aedes passes no client). A
@@ -250,4 +198,58 @@ export function createPublishPath(
     );
     return null;
   }
+}
+
+/**
+ * Acknowledges at `ackAt` (performance.now() ms), not before. The gateway stopped reading
+ * the device meanwhile, so the device's keepalive timer is restarted with the ack: its
+ * packets are waiting in TCP, it has not gone silent.
+ */
+function ackWhenDue(client: Client, ackAt: number, ack: Ack, err: Error | null): void {
+  const left = ackAt - performance.now();
+  const send = () => {
+    restartKeepalive(client);
+    ack(err);
+  };
+  if (left < 1) send();
+  else setTimeout(send, left);
+}
+
+/**
+ * [MQTT-4.3.3-2]: a QoS 2 PUBLISH sent again before its PUBREL (on this connection, or after a
+ * reconnect with clean session 0 when the PUBREC was lost) must not be delivered twice. Aedes
+ * asks this hook before it looks the packet identifier up in its inbound store, so look
+ * first: a copy is called back without being handled, and Aedes answers it with PUBREC alone.
+ * A copy arriving while the first is still being handled waits for it.
+ */
+function exactlyOnce(
+  qos2Handling: WeakMap<Client, Map<number, Promise<void>>>,
+  client: Client,
+  packet: { messageId?: number },
+  handle: (ack: Ack) => void,
+  done: Ack,
+): void {
+  const id = packet.messageId ?? 0;
+  let handling = qos2Handling.get(client);
+  if (!handling) qos2Handling.set(client, (handling = new Map()));
+  const earlier = handling.get(id);
+  if (earlier) return void earlier.then(() => done(null), done);
+  const first = inboundQos2Of(client)
+    .incomingGetPacket(client, { messageId: id })
+    .then(
+      () => undefined, // held since before: a copy
+      () => new Promise<void>((resolve, reject) => handle((e) => (e ? reject(e) : resolve()))),
+    );
+  handling.set(id, first);
+  const forget = handling;
+  first.then(
+    () => {
+      forget.delete(id);
+      done(null);
+    },
+    (err: Error) => {
+      forget.delete(id);
+      done(err);
+    },
+  );
 }
