@@ -98,6 +98,8 @@ export class Evaluator {
   readonly #clock: () => number;
   /** The latest evaluator time seen (clock at readings, `advance` arguments). */
   #now = 0;
+  /** The clock of the restored state: when the gateway last committed before it stopped. */
+  #restoredAt: number | undefined;
   #out: Transition[] = [];
   readonly #verdict: Verdict = { cond: false, severity: 'info', value: null };
 
@@ -257,6 +259,7 @@ export class Evaluator {
   restore(chunks: Iterable<StateChunk>): void {
     for (const chunk of chunks) {
       if (chunk.clock > this.#now) this.#now = chunk.clock;
+      if (chunk.clock > (this.#restoredAt ?? -Infinity)) this.#restoredAt = chunk.clock;
       for (const rec of chunk.entries) {
         const rt = this.#byId.get(rec.rule);
         if (rt === undefined) continue;
@@ -271,13 +274,17 @@ export class Evaluator {
   }
 
   /**
-   * The restart gap policy: the gateway's downtime is not a device's absence. An absence
-   * deadline still ahead when the gateway stopped keeps the time it had left, counted from
-   * `now`, and at least the type's reporting interval — so 500 devices reconnecting after a
-   * restart raise nothing. A deadline already passed when it stopped stays: that device was
-   * absent while the gateway was still listening.
+   * The restart gap policy, called once after `restore` on a gateway start: the gateway's
+   * downtime is not a device's absence. An absence deadline still ahead at the last commit
+   * keeps the time it had left then, counted from `now`, and at least the type's reporting
+   * interval — so 500 devices reconnecting after a restart raise nothing, and one that does
+   * not come back is found absent as late as it would have been. A deadline already passed at
+   * the last commit stays: that device was absent while the gateway was still listening.
    */
-  resumeAfterGap(savedAt: number, now: number): void {
+  resumeAfterGap(now: number): void {
+    const savedAt = this.#restoredAt;
+    if (savedAt === undefined) return;
+    this.#restoredAt = undefined;
     for (const rt of this.#rules) {
       if (rt.rule.kind !== 'absence') continue;
       const grace = (rt.rule as AbsenceRule).intervalMs;
