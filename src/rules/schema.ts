@@ -378,7 +378,7 @@ export function ruleCatalogOf(
   types: Iterable<{
     readonly type: string;
     readonly intervalSeconds: number;
-    readonly schema: Readonly<Record<string, unknown>>;
+    readonly schema: { readonly properties?: unknown };
   }>,
 ): RuleCatalog {
   const map = new Map<string, RuleCatalogType>();
