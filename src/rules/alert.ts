@@ -223,7 +223,7 @@ export function applyCondition(
     if (ks.state === 'firing' && cond && severity !== ks.severity) {
       ks.severity = severity;
       emit(out, rule, ks, t, 'severity', !ks.flapping);
-    } else if (ks.state !== 'firing') ks.severity = severity;
+    } else if (ks.state === 'pending') ks.severity = severity; // a resolved alert keeps its last
     return;
   }
   ks.cond = cond;

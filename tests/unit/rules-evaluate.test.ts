@@ -480,3 +480,38 @@ describe('composite rules', () => {
     ]);
   });
 });
+
+describe('the alert as listed', () => {
+  it('a resolved alert keeps the severity it resolved at', () => {
+    const f = fixture([th({ escalate: [{ above: 150, severity: 'critical' }] })]);
+    f.feed(0, pm(200));
+    f.feed(1, pm(10));
+    f.feed(2, pm(10));
+    expect(f.ev.alert('pm:aq-1')).toMatchObject({
+      state: 'resolved',
+      severity: 'critical',
+      seq: 2,
+    });
+  });
+
+  it('lists alerts that left inactive, with state, severity, since and value', () => {
+    const f = fixture([th({ for: '5m' })]);
+    f.feed(0, pm(80), { device: 'a' });
+    f.feed(0, pm(10), { device: 'b' });
+    f.advance(5 * MIN);
+    expect([...f.ev.alerts()]).toEqual([
+      {
+        id: 'pm:a',
+        rule: 'pm',
+        key: 'a',
+        state: 'firing',
+        severity: 'major',
+        since: 5 * MIN,
+        value: 80,
+        flapping: false,
+        acknowledged: null,
+        seq: 2,
+      },
+    ]);
+  });
+});
