@@ -250,3 +250,24 @@ export const REJECT = {
   RATE_LIMITED: 'RATE_LIMITED',
 } as const;
 export type RejectCode = (typeof REJECT)[keyof typeof REJECT];
+
+// rules and alerts (DESIGN §13)
+export const ERR_RULE_FILE = createError(
+  'TAIHU_ERR_RULE_FILE',
+  (file: string, detail: string) => `rule file ${file}: ${detail}`,
+);
+export const ERR_RULE_INVALID = createError(
+  'TAIHU_ERR_RULE_INVALID',
+  (detail: string) => `invalid rule: ${detail}`,
+  400,
+);
+export const ERR_RULE_STATE = createError(
+  'TAIHU_ERR_RULE_STATE',
+  (detail: string) => `rule evaluator state: ${detail}`,
+);
+export const ERR_ALERT_NOT_FIRING = createError(
+  'TAIHU_ERR_ALERT_NOT_FIRING',
+  (id: string, state: string) =>
+    `alert '${id}' is ${state}; only a firing alert can be acknowledged`,
+  409,
+);
