@@ -473,8 +473,26 @@ export function loadConfig(input: LoadConfigInput = {}): Readonly<Config> {
       'TAIHU_CLUSTER_REDIS_URL is set (cluster mode) but TAIHU_ENROLLMENT_KEY is not: each instance would generate its own key and derive other device secrets; give every instance the same TAIHU_ENROLLMENT_KEY',
     );
   }
+  if (config.mqttAuth === 'off' && !isLoopbackHost(config.mqttHost)) {
+    throw ERR_CONFIG(
+      `TAIHU_MQTT_AUTH=off opens the broker to anyone, so it needs TAIHU_MQTT_HOST on loopback (127.0.0.0/8, ::1 or localhost), not ${JSON.stringify(config.mqttHost)}`,
+    );
+  }
+  if (config.maxPacketBytes !== undefined && config.maxPacketBytes < config.maxPayloadBytes) {
+    throw ERR_CONFIG(
+      `TAIHU_MAX_PACKET_BYTES=${config.maxPacketBytes} is below TAIHU_MAX_PAYLOAD_BYTES=${config.maxPayloadBytes}: payloads within the limit could never arrive`,
+    );
+  }
   config.dataDir = resolve(config.dataDir);
   return Object.freeze(config);
+}
+
+const LOOPBACK_V4 = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+
+/** Whether a listen address is on loopback: 127.0.0.0/8, ::1, localhost (brackets allowed). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return h === 'localhost' || h === '::1' || LOOPBACK_V4.test(h.replace(/^::ffff:/, ''));
 }
 
 function convert(opt: OptionSpec, text: string): unknown {

@@ -8,7 +8,6 @@
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { ERR_CONFIG } from '../errors.js';
 import type { Ingest } from '../ingest/ingest.js';
 import type { LiveState } from '../state/live.js';
 import type { Rejection } from '../ingest/pipeline.js';
@@ -57,25 +56,11 @@ export interface BrokerDeps {
     { readonly id: string; readonly mq: unknown; readonly persistence: unknown } | undefined;
 }
 
-const LOOPBACK_V4 = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
-
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  return h === 'localhost' || h === '::1' || LOOPBACK_V4.test(h.replace(/^::ffff:/, ''));
-}
-
-/** Start-time checks of the MQTT options: each failure names its variable. */
+/**
+ * Start-time checks of the MQTT options that read files (the TLS material); the checks between
+ * options are loadConfig's. Each failure names its variable.
+ */
 export function checkBrokerOptions(options: Readonly<BrokerOptions>): void {
-  if (options.mqttAuth === 'off' && !isLoopbackHost(options.mqttHost)) {
-    throw ERR_CONFIG(
-      `TAIHU_MQTT_AUTH=off opens the broker to anyone, so it needs TAIHU_MQTT_HOST on loopback (127.0.0.0/8, ::1 or localhost), not ${JSON.stringify(options.mqttHost)}`,
-    );
-  }
-  if (options.maxPacketBytes !== undefined && options.maxPacketBytes < options.maxPayloadBytes) {
-    throw ERR_CONFIG(
-      `TAIHU_MAX_PACKET_BYTES=${options.maxPacketBytes} is below TAIHU_MAX_PAYLOAD_BYTES=${options.maxPayloadBytes}: payloads within the limit could never arrive`,
-    );
-  }
   loadTls(options);
 }
 

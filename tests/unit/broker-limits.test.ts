@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isLoopbackHost } from '../../src/broker/broker.js';
+import { isLoopbackHost } from '../../src/config.js';
 import { ConnectionGate, DeviceLimiter, peerAddress } from '../../src/broker/limits.js';
 
 describe('ConnectionGate', () => {

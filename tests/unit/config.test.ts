@@ -63,6 +63,19 @@ describe('config', () => {
     );
   });
 
+  it('refuses TAIHU_MQTT_AUTH=off unless the MQTT listeners are on loopback, naming both', () => {
+    expect(() => load({ TAIHU_MQTT_AUTH: 'off', TAIHU_MQTT_HOST: '0.0.0.0' })).toThrow(
+      /TAIHU_MQTT_AUTH=off .*TAIHU_MQTT_HOST on loopback/,
+    );
+    expect(load({ TAIHU_MQTT_AUTH: 'off', TAIHU_MQTT_HOST: '127.0.0.2' }).mqttAuth).toBe('off');
+  });
+
+  it('refuses a packet limit below the payload limit, naming both variables', () => {
+    expect(() => load({ TAIHU_MAX_PACKET_BYTES: '1000', TAIHU_MAX_PAYLOAD_BYTES: '2000' })).toThrow(
+      /TAIHU_MAX_PACKET_BYTES=1000 is below TAIHU_MAX_PAYLOAD_BYTES=2000/,
+    );
+  });
+
   it('refuses TAIHU_STORE=influxdb without a URL', () => {
     expect(() => load({ TAIHU_STORE: 'influxdb' })).toThrow(/needs TAIHU_INFLUX_URL/);
   });
