@@ -3,6 +3,7 @@
  * given seed. A model turns simulated time into a reading that stays inside the
  * type's JSON Schema (`schemas/{type}.v{N}.json`).
  */
+import type { DevicePlacement } from '../../src/registry/registry.js';
 
 /** A seeded pseudo-random source; the same seed gives the same sequence. */
 export interface Rng {
@@ -19,14 +20,7 @@ export interface Rng {
 }
 
 /** A registered device as the simulator sees it (from `seeds/devices.json`). */
-export interface SimDevice {
-  readonly id: string;
-  readonly type: string;
-  readonly district: string;
-  readonly siteId: string;
-  readonly lat: number;
-  readonly lon: number;
-}
+export type SimDevice = DevicePlacement;
 
 /** The readings of one message: field name → value, matching the schema's `data`. */
 export type Reading = Record<string, number | boolean | string>;

@@ -80,3 +80,14 @@ export function checkKnown(
     throw ERR_BAD_PARAM('site', `unknown site "${q.site}"`);
   }
 }
+
+/** A query-string name filter (device, type, district, site, code): bounded like every id. */
+export const NAME_PARAM = { type: 'string', maxLength: 64 } as const;
+
+/** The paging parameters of a list route, with its own default page size. */
+export function pageParams(defaultLimit: number, maxLimit = 10_000) {
+  return {
+    limit: { type: 'integer', minimum: 1, maximum: maxLimit, default: defaultLimit },
+    offset: { type: 'integer', minimum: 0, default: 0 },
+  } as const;
+}

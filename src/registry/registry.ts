@@ -9,13 +9,17 @@ export type DeviceState = 'active' | 'disabled';
 /** enrollment: secret derived from the enrollment key; individual: own secret, stored hashed. */
 export type CredentialKind = 'enrollment' | 'individual';
 
-export interface DeviceRecord {
+/** Where a device is and what it is: the part of its record that seeds and the simulator hold. */
+export interface DevicePlacement {
   readonly id: string;
   readonly type: string;
   readonly district: string;
   readonly siteId: string;
   readonly lat: number;
   readonly lon: number;
+}
+
+export interface DeviceRecord extends DevicePlacement {
   readonly state: DeviceState;
   readonly credential: CredentialKind;
   /** ISO 8601. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { ERR_SEED_FILE } from '../errors.js';
 import type { Catalog } from '../ingest/catalog.js';
+import type { DevicePlacement } from './registry.js';
 
 export interface District {
   readonly id: string;
@@ -26,14 +27,7 @@ export interface Site {
   readonly lon: number;
 }
 
-export interface SeedDevice {
-  readonly id: string;
-  readonly type: string;
-  readonly district: string;
-  readonly siteId: string;
-  readonly lat: number;
-  readonly lon: number;
-}
+export type SeedDevice = DevicePlacement;
 
 export interface Seeds {
   readonly districts: readonly District[];

@@ -11,7 +11,7 @@ import {
 import { checkBuckets, MAX_BUCKETS } from '../../store/check-query.js';
 import type { AppDeps } from '../app.js';
 import { ERROR_SCHEMA } from '../app.js';
-import { checkKnown, parseEvery, parseTime } from '../params.js';
+import { checkKnown, NAME_PARAM, parseEvery, parseTime } from '../params.js';
 
 /** The widest window one query may scan: a year and a day. */
 export const MAX_RANGE_MS = 366 * 86_400_000;
@@ -70,9 +70,9 @@ export function aggregateRoutes({
               },
               from: { type: 'string', maxLength: 40, default: 'now-1h' },
               to: { type: 'string', maxLength: 40, default: 'now' },
-              device: { type: 'string', maxLength: 64 },
-              district: { type: 'string', maxLength: 64 },
-              site: { type: 'string', maxLength: 64 },
+              device: NAME_PARAM,
+              district: NAME_PARAM,
+              site: NAME_PARAM,
               groupBy: { type: 'string', enum: GROUP_BYS },
               fill: { type: 'string', enum: FILLS, default: 'null' },
             },

@@ -5,7 +5,7 @@ import { hashSecret, newDeviceSecret } from '../../registry/credentials.js';
 import { DEVICE_STATUSES, type DeviceStatus } from '../../state/live.js';
 import type { DeviceRecord } from '../../registry/registry.js';
 import type { AppDeps } from '../app.js';
-import { checkKnown } from '../params.js';
+import { checkKnown, NAME_PARAM, pageParams } from '../params.js';
 import { ERROR_SCHEMA } from '../app.js';
 
 const DEVICE_PROPS = {
@@ -98,11 +98,10 @@ function deviceReadRoutes({
             type: 'object',
             additionalProperties: false,
             properties: {
-              type: { type: 'string', maxLength: 64 },
-              district: { type: 'string', maxLength: 64 },
+              type: NAME_PARAM,
+              district: NAME_PARAM,
               status: { type: 'string', enum: DEVICE_STATUSES },
-              limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 },
-              offset: { type: 'integer', minimum: 0, default: 0 },
+              ...pageParams(100),
             },
           },
           response: {

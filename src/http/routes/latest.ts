@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { DEVICE_STATUSES } from '../../state/live.js';
 import type { AppDeps } from '../app.js';
-import { checkKnown } from '../params.js';
+import { checkKnown, NAME_PARAM, pageParams } from '../params.js';
 import { ERROR_SCHEMA } from '../app.js';
 
 export type LatestDeps = Pick<AppDeps, 'registry' | 'catalog' | 'live' | 'now'>;
@@ -50,10 +50,9 @@ export function latestRoutes({
             type: 'object',
             additionalProperties: false,
             properties: {
-              type: { type: 'string', maxLength: 64 },
-              district: { type: 'string', maxLength: 64 },
-              limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 1000 },
-              offset: { type: 'integer', minimum: 0, default: 0 },
+              type: NAME_PARAM,
+              district: NAME_PARAM,
+              ...pageParams(1000),
             },
           },
           response: {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { AppDeps } from '../app.js';
+import { NAME_PARAM } from '../params.js';
 
 interface Query {
   device?: string;
@@ -21,9 +22,9 @@ export function rejectionRoutes({ rejections }: AppDeps): FastifyPluginAsync {
             type: 'object',
             additionalProperties: false,
             properties: {
-              device: { type: 'string', maxLength: 64 },
-              type: { type: 'string', maxLength: 64 },
-              code: { type: 'string', maxLength: 64 },
+              device: NAME_PARAM,
+              type: NAME_PARAM,
+              code: NAME_PARAM,
               limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
             },
           },

@@ -1,4 +1,4 @@
-import { checkKnown } from '../params.js';
+import { checkKnown, NAME_PARAM } from '../params.js';
 /**
  * `GET /stream`: accepted readings and status changes as Server-Sent Events, live,
  * from the event bus. Nothing is replayed: `id:` counts the events of one
@@ -131,9 +131,9 @@ export function streamRoutes(deps: StreamDeps): FastifyPluginAsync {
             type: 'object',
             additionalProperties: false,
             properties: {
-              type: { type: 'string', maxLength: 64 },
-              district: { type: 'string', maxLength: 64 },
-              device: { type: 'string', maxLength: 64 },
+              type: NAME_PARAM,
+              district: NAME_PARAM,
+              device: NAME_PARAM,
             },
           },
           response: {
