@@ -91,3 +91,8 @@ export function pageParams(defaultLimit: number, maxLimit = 10_000) {
     offset: { type: 'integer', minimum: 0, default: 0 },
   } as const;
 }
+
+/** A route's query-string schema: only the parameters it names, so a typo is a 400. */
+export function queryString<P extends Record<string, unknown>>(properties: P) {
+  return { type: 'object', additionalProperties: false, properties } as const;
+}

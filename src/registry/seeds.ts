@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { ERR_SEED_FILE } from '../errors.js';
 import type { Catalog } from '../ingest/catalog.js';
-import type { DevicePlacement } from './registry.js';
+import type { DevicePlacement, SiteRecord } from './registry.js';
 
 export interface District {
   readonly id: string;
@@ -18,14 +18,7 @@ export interface District {
   readonly boundary?: readonly (readonly [number, number])[];
 }
 
-export interface Site {
-  readonly id: string;
-  readonly district: string;
-  readonly kind: string;
-  readonly name: string;
-  readonly lat: number;
-  readonly lon: number;
-}
+export type Site = SiteRecord;
 
 export type SeedDevice = DevicePlacement;
 

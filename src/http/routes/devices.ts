@@ -5,7 +5,7 @@ import { hashSecret, newDeviceSecret } from '../../registry/credentials.js';
 import { DEVICE_STATUSES, type DeviceStatus } from '../../state/live.js';
 import type { DeviceRecord } from '../../registry/registry.js';
 import type { AppDeps } from '../app.js';
-import { checkKnown, NAME_PARAM, pageParams } from '../params.js';
+import { checkKnown, NAME_PARAM, pageParams, queryString } from '../params.js';
 import { ERROR_SCHEMA } from '../app.js';
 
 const DEVICE_PROPS = {
@@ -94,16 +94,12 @@ function deviceReadRoutes({
         schema: {
           summary: 'Registered devices with their live status',
           tags: ['devices'],
-          querystring: {
-            type: 'object',
-            additionalProperties: false,
-            properties: {
-              type: NAME_PARAM,
-              district: NAME_PARAM,
-              status: { type: 'string', enum: DEVICE_STATUSES },
-              ...pageParams(100),
-            },
-          },
+          querystring: queryString({
+            type: NAME_PARAM,
+            district: NAME_PARAM,
+            status: { type: 'string', enum: DEVICE_STATUSES },
+            ...pageParams(100),
+          }),
           response: {
             200: {
               type: 'object',

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { DEVICE_STATUSES } from '../../state/live.js';
 import type { AppDeps } from '../app.js';
-import { checkKnown, NAME_PARAM, pageParams } from '../params.js';
+import { checkKnown, NAME_PARAM, pageParams, queryString } from '../params.js';
 import { ERROR_SCHEMA } from '../app.js';
 
 export type LatestDeps = Pick<AppDeps, 'registry' | 'catalog' | 'live' | 'now'>;
@@ -46,15 +46,11 @@ export function latestRoutes({
             'Answered from memory, sorted by device id. A device appears once a reading of it is durable; ' +
             '`ts` is the reading time, `lastSeen` when the gateway received it.',
           tags: ['devices'],
-          querystring: {
-            type: 'object',
-            additionalProperties: false,
-            properties: {
-              type: NAME_PARAM,
-              district: NAME_PARAM,
-              ...pageParams(1000),
-            },
-          },
+          querystring: queryString({
+            type: NAME_PARAM,
+            district: NAME_PARAM,
+            ...pageParams(1000),
+          }),
           response: {
             200: {
               type: 'object',

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { AppDeps } from '../app.js';
-import { NAME_PARAM } from '../params.js';
+import { NAME_PARAM, queryString } from '../params.js';
 
 interface Query {
   device?: string;
@@ -18,16 +18,12 @@ export function rejectionRoutes({ rejections }: AppDeps): FastifyPluginAsync {
           summary:
             'Recently rejected messages, newest first, with the reasons a device maker can act on',
           tags: ['rejections'],
-          querystring: {
-            type: 'object',
-            additionalProperties: false,
-            properties: {
-              device: NAME_PARAM,
-              type: NAME_PARAM,
-              code: NAME_PARAM,
-              limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-            },
-          },
+          querystring: queryString({
+            device: NAME_PARAM,
+            type: NAME_PARAM,
+            code: NAME_PARAM,
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          }),
           response: {
             200: {
               type: 'object',

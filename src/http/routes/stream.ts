@@ -1,4 +1,4 @@
-import { checkKnown, NAME_PARAM } from '../params.js';
+import { checkKnown, NAME_PARAM, queryString } from '../params.js';
 /**
  * `GET /stream`: accepted readings and status changes as Server-Sent Events, live,
  * from the event bus. Nothing is replayed: `id:` counts the events of one
@@ -127,15 +127,11 @@ export function streamRoutes(deps: StreamDeps): FastifyPluginAsync {
           summary: 'Live readings and status changes as Server-Sent Events',
           description: STREAM_DESCRIPTION,
           tags: ['devices'],
-          querystring: {
-            type: 'object',
-            additionalProperties: false,
-            properties: {
-              type: NAME_PARAM,
-              district: NAME_PARAM,
-              device: NAME_PARAM,
-            },
-          },
+          querystring: queryString({
+            type: NAME_PARAM,
+            district: NAME_PARAM,
+            device: NAME_PARAM,
+          }),
           response: {
             // Documentation only: the reply is hijacked, so no serialiser ever runs for it.
             200: {
