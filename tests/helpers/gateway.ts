@@ -7,6 +7,7 @@ import { request as httpsRequestRaw } from 'node:https';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { deriveDeviceSecret } from '../../src/registry/credentials.js';
 import { ROOT, spawnGateway } from '../../support/gateway.js';
 
@@ -90,6 +91,34 @@ export async function startGateway(
     },
     cleanup() {
       rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Starts one gateway for the file (beforeAll) and stops it and removes its data dir when the
+ * file is done (afterAll). `set` receives it, and again after `restart()`.
+ */
+export function useGateway(
+  set: (gw: RunningGateway) => void,
+  opts: Parameters<typeof startGateway>[0] = {},
+): { restart(): Promise<void> } {
+  let current: RunningGateway | undefined;
+  beforeAll(async () => {
+    current = await startGateway(opts);
+    set(current);
+  });
+  afterAll(async () => {
+    await current?.stop();
+    current?.cleanup();
+  });
+  return {
+    /** Stops the gateway and starts a new one on the same data dir. */
+    async restart() {
+      if (!current) throw new Error('restart() before the gateway started');
+      await current.stop();
+      current = await startGateway({ ...opts, dataDir: current.dataDir });
+      set(current);
     },
   };
 }

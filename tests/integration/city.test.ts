@@ -1,8 +1,8 @@
 /** The city's geography over HTTP, and the dashboard page served beside the API. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { ROOT, type RunningGateway, useGateway } from '../helpers/gateway.js';
 
 interface SeedDistrict {
   id: string;
@@ -26,13 +26,7 @@ const SITES = seed<SeedSite>('sites');
 const DEVICES = seed<{ id: string; district: string }>('devices');
 
 let gw: RunningGateway;
-beforeAll(async () => {
-  gw = await startGateway();
-});
-afterAll(async () => {
-  await gw?.stop();
-  gw?.cleanup();
-});
+useGateway((g) => (gw = g));
 
 describe('GET /api/v1/districts', () => {
   it('lists every seeded district with its centroid, outline and device count', async () => {

@@ -1,15 +1,9 @@
 /** The simulator against the built gateway: fault modes, and a backfilled day with its daily shape. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENROLLMENT_KEY, runTaihu, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { ENROLLMENT_KEY, runTaihu, type RunningGateway, useGateway } from '../helpers/gateway.js';
 
 let gw: RunningGateway;
-beforeAll(async () => {
-  gw = await startGateway();
-});
-afterAll(async () => {
-  await gw?.stop();
-  gw?.cleanup();
-});
+useGateway((g) => (gw = g));
 
 function simulate(args: string[]) {
   return runTaihu(['simulate', '--broker', `mqtt://127.0.0.1:${gw.ports.mqtt}`, ...args], {
