@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { requireTool } from '../../support/tools.js';
-import { ROOT } from './gateway.js';
+import { ROOT, type RunningGateway } from './gateway.js';
 
 export interface SeedDevice {
   id: string;
@@ -83,6 +83,23 @@ export function mosquittoPub(
     '-q',
     String(qos),
   ]);
+}
+
+/** mosquitto_pub of `message` to the device's own telemetry topic, with its own secret. */
+export function mosquittoPubTelemetry(
+  gw: RunningGateway,
+  device: SeedDevice,
+  message: string,
+  qos = 1,
+) {
+  return mosquittoPub(
+    gw.ports.mqtt,
+    device,
+    gw.secret(device.id),
+    telemetryTopic(device),
+    message,
+    qos,
+  );
 }
 
 /** mosquitto_sub as the given device, collecting `count` messages (or until the timeout). */

@@ -2,31 +2,26 @@
  * The built gateway as a user runs it (a child process on free ports), driven by
  * MQTT clients no one here wrote: MQTT.js and Debian's mosquitto_pub/mosquitto_sub.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   BAD_AGGREGATE_PARAMS,
   expectOwnErrorsTopicOnly,
   REFUSED_LOGINS,
 } from '../helpers/cases.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { type RunningGateway, useGateway } from '../helpers/gateway.js';
 import {
   connect,
   errorsTopic,
   eventually,
   mosquittoPub,
+  mosquittoPubTelemetry,
   seedDevice,
   sleep,
   telemetryTopic,
 } from '../helpers/clients.js';
 
 let gw: RunningGateway;
-beforeAll(async () => {
-  gw = await startGateway();
-});
-afterAll(async () => {
-  await gw?.stop();
-  gw?.cleanup();
-});
+useGateway((g) => (gw = g));
 
 const MINUTE = 60_000;
 /** A whole minute 30 minutes ago, so buckets are predictable and within TAIHU_MAX_AGE. */
@@ -45,30 +40,8 @@ describe('ingest over MQTT', () => {
       });
 
     // bucket 0: 10 and 20 (mosquitto_pub, QoS 1 and 0); bucket 1: 35.5 (MQTT.js QoS 1) and 4 (MQTT.js QoS 0)
-    expect(
-      (
-        await mosquittoPub(
-          gw.ports.mqtt,
-          dev,
-          gw.secret(dev.id),
-          telemetryTopic(dev),
-          reading(1000, 1, 10),
-          1,
-        )
-      ).code,
-    ).toBe(0);
-    expect(
-      (
-        await mosquittoPub(
-          gw.ports.mqtt,
-          dev,
-          gw.secret(dev.id),
-          telemetryTopic(dev),
-          reading(30_000, 2, 20),
-          0,
-        )
-      ).code,
-    ).toBe(0);
+    expect((await mosquittoPubTelemetry(gw, dev, reading(1000, 1, 10), 1)).code).toBe(0);
+    expect((await mosquittoPubTelemetry(gw, dev, reading(30_000, 2, 20), 0)).code).toBe(0);
     const client = await connect(gw.ports.mqtt, {
       clientId: dev.id,
       username: dev.id,
@@ -217,13 +190,7 @@ describe('ingest over MQTT', () => {
     });
     await client.endAsync();
 
-    const viaCli = await mosquittoPub(
-      gw.ports.mqtt,
-      dev,
-      gw.secret(dev.id),
-      telemetryTopic(dev),
-      'not json at all',
-    );
+    const viaCli = await mosquittoPubTelemetry(gw, dev, 'not json at all');
     expect(viaCli.code).toBe(0);
     const res = await eventually(async () => {
       const r = await gw.api(`/api/v1/rejections?device=${dev.id}`);
