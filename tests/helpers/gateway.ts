@@ -125,17 +125,28 @@ export function useGateway(
 
 /** Runs `taihu <args>` to completion (for commands expected to stop by themselves). */
 export function runTaihu(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000) {
+  return runNode(
+    [join(ROOT, 'dist/src/main.js'), ...args],
+    { PATH: process.env.PATH ?? '', TAIHU_LOG_FORMAT: 'json', ...env },
+    timeoutMs,
+  );
+}
+
+/** Runs this Node with `args` to its end (SIGKILL after `timeoutMs`); resolves with its exit code and output. */
+export function runNode(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+  cwd?: string,
+) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolveRun) => {
-    const child = spawn(process.execPath, [join(ROOT, 'dist/src/main.js'), ...args], {
-      env: { PATH: process.env.PATH ?? '', TAIHU_LOG_FORMAT: 'json', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
+    child.once('exit', (code) => {
       clearTimeout(timer);
       resolveRun({ code, stdout, stderr });
     });
