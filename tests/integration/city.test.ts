@@ -1,29 +1,9 @@
 /** The city's geography over HTTP, and the dashboard page served beside the API. */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT, type RunningGateway, useGateway } from '../helpers/gateway.js';
+import { type RunningGateway, useGateway } from '../helpers/gateway.js';
+import { readSeeds, type SeedDistrict, type SeedSite } from '../helpers/seeds.js';
 
-interface SeedDistrict {
-  id: string;
-  name: string;
-  nameZh: string;
-  centroid: [number, number];
-  boundary: [number, number][];
-}
-interface SeedSite {
-  id: string;
-  district: string;
-  kind: string;
-  name: string;
-  lat: number;
-  lon: number;
-}
-const seed = <T>(name: string): T[] =>
-  JSON.parse(readFileSync(join(ROOT, 'seeds', `${name}.json`), 'utf8')) as T[];
-const DISTRICTS = seed<SeedDistrict>('districts');
-const SITES = seed<SeedSite>('sites');
-const DEVICES = seed<{ id: string; district: string }>('devices');
+const { districts: DISTRICTS, sites: SITES, devices: DEVICES } = readSeeds();
 
 let gw: RunningGateway;
 useGateway((g) => (gw = g));
