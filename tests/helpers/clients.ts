@@ -56,6 +56,22 @@ export function run(
   });
 }
 
+/** The arguments mosquitto_pub and mosquitto_sub share: the broker on loopback, the device's login, the topic. */
+const mosquittoSession = (port: number, device: SeedDevice, password: string, topic: string) => [
+  '-h',
+  '127.0.0.1',
+  '-p',
+  String(port),
+  '-i',
+  device.id,
+  '-u',
+  device.id,
+  '-P',
+  password,
+  '-t',
+  topic,
+];
+
 /** mosquitto_pub as the given device. */
 export function mosquittoPub(
   port: number,
@@ -66,18 +82,7 @@ export function mosquittoPub(
   qos = 1,
 ) {
   return run(requireTool('mosquitto_pub'), [
-    '-h',
-    '127.0.0.1',
-    '-p',
-    String(port),
-    '-i',
-    device.id,
-    '-u',
-    device.id,
-    '-P',
-    password,
-    '-t',
-    topic,
+    ...mosquittoSession(port, device, password, topic),
     '-m',
     message,
     '-q',
@@ -111,18 +116,7 @@ export function mosquittoSub(
   count: number,
 ) {
   const child = spawn(requireTool('mosquitto_sub'), [
-    '-h',
-    '127.0.0.1',
-    '-p',
-    String(port),
-    '-i',
-    `${device.id}`,
-    '-u',
-    device.id,
-    '-P',
-    password,
-    '-t',
-    topic,
+    ...mosquittoSession(port, device, password, topic),
     '-q',
     '1',
     '-C',
