@@ -11,6 +11,7 @@ import {
 import { type RunningGateway, useGateway } from '../helpers/gateway.js';
 import {
   connect,
+  connectAs,
   errorsTopic,
   eventually,
   mosquittoPub,
@@ -42,20 +43,12 @@ describe('ingest over MQTT', () => {
     // bucket 0: 10 and 20 (mosquitto_pub, QoS 1 and 0); bucket 1: 35.5 (MQTT.js QoS 1) and 4 (MQTT.js QoS 0)
     expect((await mosquittoPubTelemetry(gw, dev, reading(1000, 1, 10), 1)).code).toBe(0);
     expect((await mosquittoPubTelemetry(gw, dev, reading(30_000, 2, 20), 0)).code).toBe(0);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: gw.secret(dev.id),
-    });
+    const client = await connectAs(gw, dev);
     await client.publishAsync(telemetryTopic(dev), reading(MINUTE + 5000, 3, 35.5), { qos: 1 });
     await client.publishAsync(telemetryTopic(dev), reading(MINUTE + 6000, 4, 4), { qos: 0 });
     await client.endAsync();
     // another device's data in the same window must not leak into a device filter
-    const c2 = await connect(gw.ports.mqtt, {
-      clientId: other.id,
-      username: other.id,
-      password: gw.secret(other.id),
-    });
+    const c2 = await connectAs(gw, other);
     await c2.publishAsync(telemetryTopic(other), reading(2000, 1, 999), { qos: 1 });
     await c2.endAsync();
 
@@ -135,11 +128,7 @@ describe('ingest over MQTT', () => {
   it('closes the connection of a device publishing to another device topic and stores nothing', async () => {
     const dev = seedDevice('weather', 0);
     const victim = seedDevice('weather', 1);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: gw.secret(dev.id),
-    });
+    const client = await connectAs(gw, dev);
     const closed = new Promise((r) => client.once('close', () => r(undefined)));
     client.publish(
       telemetryTopic(victim),
@@ -157,21 +146,13 @@ describe('ingest over MQTT', () => {
 
   it('refuses subscriptions outside the device own errors topic with SUBACK 0x80', async () => {
     const dev = seedDevice('parking', 0);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: gw.secret(dev.id),
-    });
+    const client = await connectAs(gw, dev);
     await expectOwnErrorsTopicOnly(client, dev);
   });
 
   it('reports an invalid payload on the device errors topic and in /api/v1/rejections', async () => {
     const dev = seedDevice('air-quality', 2);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: gw.secret(dev.id),
-    });
+    const client = await connectAs(gw, dev);
     await client.subscribeAsync(errorsTopic(dev), { qos: 1 });
     const notice = new Promise<any>((resolve) =>
       client.once('message', (_t, p) => resolve(JSON.parse(p.toString()))),

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { readStream } from '../helpers/stream.js';
 import {
-  connect,
+  connectAs,
   eventually,
   mosquittoPubTelemetry,
   seedDevice,
@@ -66,11 +66,7 @@ describe('live stream', () => {
 describe('latest readings', () => {
   it('serves the last reading of each device of a type from memory', async () => {
     const dev = seedDevice('water-quality', 0);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: gw.secret(dev.id),
-    });
+    const client = await connectAs(gw, dev);
     const data = { water_temperature_c: 12.5, ph: 7.8, dissolved_oxygen_mgl: 9.1 };
     await client.publishAsync(
       telemetryTopic(dev),
@@ -90,11 +86,7 @@ describe('latest readings', () => {
 describe('stale detection', () => {
   it('marks a connected device stale after 3× its expected interval of silence', async () => {
     const dev = seedDevice('noise', 5);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: gw.secret(dev.id),
-    });
+    const client = await connectAs(gw, dev);
     await client.publishAsync(telemetryTopic(dev), JSON.stringify({ data: { laeq_dba: 55 } }), {
       qos: 1,
     });

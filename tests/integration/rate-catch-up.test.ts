@@ -6,7 +6,14 @@
  */
 import type { MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';
-import { connect, eventually, seedDevice, sleep, telemetryTopic } from '../helpers/clients.js';
+import {
+  connect,
+  connectAs,
+  eventually,
+  seedDevice,
+  sleep,
+  telemetryTopic,
+} from '../helpers/clients.js';
 import { type RunningGateway, useGateway } from '../helpers/gateway.js';
 import { storedSeqs } from '../helpers/stored.js';
 
@@ -98,11 +105,7 @@ describe('a device over its rate (default configuration)', () => {
     const lights = await Promise.all(
       Array.from({ length: 200 }, async (_, i) => {
         const d = seedDevice('streetlight', i);
-        const c = await connect(gw.ports.mqtt, {
-          clientId: d.id,
-          username: d.id,
-          password: gw.secret(d.id),
-        });
+        const c = await connectAs(gw, d);
         c.on('error', () => {});
         return { d, c };
       }),
