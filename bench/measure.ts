@@ -7,12 +7,13 @@ import type { Histogram } from 'hdr-histogram-js';
 import mqtt from 'mqtt';
 import { deriveDeviceSecret } from '../src/registry/credentials.js';
 import {
+  LoadGenerator,
   newHistogram,
   type ConnectResult,
-  type LoadGenerator,
   type LoadSample,
 } from '../devices/load.js';
 import type { SimDevice } from '../devices/models/types.js';
+import type { Fleet } from './fleet.js';
 import { ENROLLMENT_KEY, type RunningGateway } from './gateway.js';
 import type { CpuWatch, Machine } from './proc.js';
 import { fmt, type ProgressLine } from './report.js';
@@ -272,6 +273,19 @@ export async function probeMaxRate(
     watch,
     t0,
     progress,
+  });
+}
+
+/** A load generator for the fleet's devices against the broker on loopback `port`, sized by `opts`. */
+export function startFleetLoad(port: number, fleet: Fleet, opts: BenchOptions) {
+  return LoadGenerator.start({
+    host: '127.0.0.1',
+    port,
+    devices: fleet.devices,
+    enrollmentKey: ENROLLMENT_KEY,
+    workers: opts.workers,
+    window: opts.window,
+    batch: opts.batch,
   });
 }
 

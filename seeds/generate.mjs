@@ -24,6 +24,17 @@ function mulberry32(seed) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+/** What a district outside the centre installs: only its intersections and AQ stations vary. */
+const suburbCounts = (intersection, aqStations = 4) => ({
+  intersection,
+  'aq-station': aqStations,
+  'weather-station': 2,
+  'noise-point': 4,
+  'pipe-point': 5,
+  'streetlight-circuit': 6,
+  'parking-garage': 4,
+  'manhole-point': 8,
+});
 const random = mulberry32(20261126);
 const uniform = (lo, hi) => lo + random() * (hi - lo);
 const gaussian = () => {
@@ -176,16 +187,7 @@ const DISTRICTS = [
     places: ['Wangzhuang', 'Meicun', 'Shuofang', 'Hongshan'],
     garages: ['Shuofang Airport', 'Xinwu Metro Hub', 'Baolong Plaza', 'Xinwu Sports Centre'],
     bridges: ['Xinhua Rd Grand Canal Bridge', 'Gaolang East Rd Bridge'],
-    counts: {
-      intersection: 18,
-      'aq-station': 4,
-      'weather-station': 2,
-      'noise-point': 4,
-      'pipe-point': 5,
-      'streetlight-circuit': 6,
-      'parking-garage': 4,
-      'manhole-point': 8,
-    },
+    counts: suburbCounts(18),
     spread: 0.035,
   },
   {
@@ -217,16 +219,7 @@ const DISTRICTS = [
       'Anzhen Market',
     ],
     bridges: ['Xishan Ave Canal Bridge', 'Yunlin Rd Bridge'],
-    counts: {
-      intersection: 12,
-      'aq-station': 3,
-      'weather-station': 2,
-      'noise-point': 4,
-      'pipe-point': 5,
-      'streetlight-circuit': 6,
-      'parking-garage': 4,
-      'manhole-point': 8,
-    },
+    counts: suburbCounts(12, 3),
     spread: 0.04,
   },
   {
@@ -254,16 +247,7 @@ const DISTRICTS = [
     places: ['Yanqiao', 'Luoshe', 'Qianqiao'],
     garages: ['Huishan Wanda', 'Yanqiao Metro', 'Huishan Old Town', 'Luoshe Market'],
     bridges: ['Huishan Ave Bridge', 'Yanqiao Canal Bridge'],
-    counts: {
-      intersection: 12,
-      'aq-station': 3,
-      'weather-station': 2,
-      'noise-point': 4,
-      'pipe-point': 5,
-      'streetlight-circuit': 6,
-      'parking-garage': 4,
-      'manhole-point': 8,
-    },
+    counts: suburbCounts(12, 3),
     spread: 0.04,
   },
   {
@@ -292,16 +276,7 @@ const DISTRICTS = [
     places: ['Xuelang', 'Rongxiang', 'Huazhuang', 'Liyuan'],
     garages: ['Binhu Wanda Plaza', 'Lihu Park', 'Jiangnan University', 'Rongxiang'],
     bridges: ['Lihu Bridge', 'Baojie Bridge'],
-    counts: {
-      intersection: 18,
-      'aq-station': 4,
-      'weather-station': 2,
-      'noise-point': 4,
-      'pipe-point': 5,
-      'streetlight-circuit': 6,
-      'parking-garage': 4,
-      'manhole-point': 8,
-    },
+    counts: suburbCounts(18),
     spread: 0.03,
   },
   {
@@ -329,16 +304,7 @@ const DISTRICTS = [
     places: ['Chengjiang', 'Xiagang', 'Huashi', 'Zhouzhuang'],
     garages: ['Binjiang Park', 'Renmin Rd Mall', 'Jiangyin Railway Station', 'Huashi Centre'],
     bridges: ['Jiangyin Yangtze River Bridge', 'Chengjiang Bridge'],
-    counts: {
-      intersection: 12,
-      'aq-station': 4,
-      'weather-station': 2,
-      'noise-point': 4,
-      'pipe-point': 5,
-      'streetlight-circuit': 6,
-      'parking-garage': 4,
-      'manhole-point': 8,
-    },
+    counts: suburbCounts(12),
     spread: 0.05,
   },
   {
@@ -366,16 +332,7 @@ const DISTRICTS = [
     places: ['Yicheng', 'Dingshu', 'Zhangzhu', 'Guanlin'],
     garages: ['Yixing Wanda', 'Yixing Railway Station', 'Dingshu Pottery Street', 'Dongjiu Park'],
     bridges: ['Dongjiu Bridge', 'Xijiu Bridge'],
-    counts: {
-      intersection: 10,
-      'aq-station': 4,
-      'weather-station': 2,
-      'noise-point': 4,
-      'pipe-point': 5,
-      'streetlight-circuit': 6,
-      'parking-garage': 4,
-      'manhole-point': 8,
-    },
+    counts: suburbCounts(10),
     spread: 0.06,
   },
 ];

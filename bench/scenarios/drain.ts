@@ -286,14 +286,7 @@ async function viaSpool(
   await spool.close();
   await store.close();
   rmSync(spoolDir, { recursive: true, force: true });
-  return {
-    pointsPerSec: points.length / seconds,
-    seconds,
-    counted: await countPoints(influx, db),
-    influxCpu: cpu.influx,
-    selfCpu: cpu.self,
-    series,
-  };
+  return finished(points.length, seconds, cpu, influx, db, series);
 }
 
 /** The simplest correct writer: line protocol by string concatenation, POST, next batch. */
@@ -344,14 +337,7 @@ async function plain(
   const cpu = cpuSince(cpu0, influx, seconds);
   opts.progress.done();
   agent.destroy();
-  return {
-    pointsPerSec: points.length / seconds,
-    seconds,
-    counted: await countPoints(influx, db),
-    influxCpu: cpu.influx,
-    selfCpu: cpu.self,
-    series,
-  };
+  return finished(points.length, seconds, cpu, influx, db, series);
 }
 
 function post(
@@ -403,6 +389,25 @@ async function countPoints(influx: Server, db: string): Promise<number> {
     total += body.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0;
   }
   return total;
+}
+
+/** A writer's run once it has stopped: its rate, its CPU, and what InfluxDB counted. */
+async function finished(
+  written: number,
+  seconds: number,
+  cpu: { influx: number; self: number },
+  influx: Server,
+  db: string,
+  series: [number, number][],
+): Promise<Omit<Run, 'method' | 'round'>> {
+  return {
+    pointsPerSec: written / seconds,
+    seconds,
+    counted: await countPoints(influx, db),
+    influxCpu: cpu.influx,
+    selfCpu: cpu.self,
+    series,
+  };
 }
 
 function cpuOf(influx: Server): { influx: number; self: number } {

@@ -9,11 +9,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Histogram } from 'hdr-histogram-js';
-import { LoadGenerator, newHistogram } from '../../devices/load.js';
+import { newHistogram } from '../../devices/load.js';
 import { createFleet, type Fleet } from '../fleet.js';
-import { ENROLLMENT_KEY, NO_DEVICE_RATE_LIMIT, ROOT, startGateway } from '../gateway.js';
+import { NO_DEVICE_RATE_LIMIT, ROOT, startGateway } from '../gateway.js';
 import {
   connectAll,
+  startFleetLoad,
   describeLoopLag,
   describeSpread,
   loopLag,
@@ -91,15 +92,7 @@ async function againstMosquitto(
   label: string,
 ): Promise<PhaseResult> {
   const broker = await startMosquitto();
-  const gen = await LoadGenerator.start({
-    host: '127.0.0.1',
-    port: broker.port,
-    devices: fleet.devices,
-    enrollmentKey: ENROLLMENT_KEY,
-    workers: opts.workers,
-    window: opts.window,
-    batch: opts.batch,
-  });
+  const gen = await startFleetLoad(broker.port, fleet, opts);
   try {
     await connectAll(gen, 'mosquitto', opts.progress);
     const watch = new CpuWatch(() => ({ mosquitto: broker.pid(), loadgen: process.pid }));
@@ -132,15 +125,7 @@ async function againstGateway(
   });
   const probeDevice = fleet.extras[0];
   if (!probeDevice) throw new Error('the fleet has no probe device');
-  const gen = await LoadGenerator.start({
-    host: '127.0.0.1',
-    port: gw.ports.mqtt,
-    devices: fleet.devices,
-    enrollmentKey: ENROLLMENT_KEY,
-    workers: opts.workers,
-    window: opts.window,
-    batch: opts.batch,
-  });
+  const gen = await startFleetLoad(gw.ports.mqtt, fleet, opts);
   const probe = await QueryableProbe.connect(gw, probeDevice);
   try {
     await connectAll(gen, 'the gateway', opts.progress);
@@ -364,12 +349,12 @@ function report(
     },
   ];
   const series = (
-    pick: (r: Round) => PhaseResult,
+    phase: 'mosquitto' | 'gateway' | 'half',
     name: string,
     f: (s: PhaseResult['samples'][number]) => number,
   ): Series => ({
     name,
-    points: rounds.flatMap((r) => pick(r).samples.map((s) => [s.t, f(s)] as const)),
+    points: rounds.flatMap((r) => r[phase].samples.map((s) => [s.t, f(s)] as const)),
   });
   const profiles = profileDir ? summarizeProfiles(profileDir) : undefined;
   return {
@@ -409,78 +394,30 @@ function report(
           title: 'acknowledged readings per second',
           unit: 'readings/s',
           series: [
-            series(
-              (r) => r.mosquitto,
-              'mosquitto',
-              (s) => s.readingsPerSec,
-            ),
-            series(
-              (r) => r.gateway,
-              'gateway max',
-              (s) => s.readingsPerSec,
-            ),
-            series(
-              (r) => r.half,
-              'gateway half',
-              (s) => s.readingsPerSec,
-            ),
+            series('mosquitto', 'mosquitto', (s) => s.readingsPerSec),
+            series('gateway', 'gateway max', (s) => s.readingsPerSec),
+            series('half', 'gateway half', (s) => s.readingsPerSec),
           ],
         },
         {
           title: 'PUBACK latency',
           unit: 'ms',
           series: [
-            series(
-              (r) => r.mosquitto,
-              'mosquitto p99',
-              (s) => s.p99Ms,
-            ),
-            series(
-              (r) => r.gateway,
-              'gateway p99',
-              (s) => s.p99Ms,
-            ),
-            series(
-              (r) => r.gateway,
-              'gateway p50',
-              (s) => s.p50Ms,
-            ),
-            series(
-              (r) => r.half,
-              'half-rate p99',
-              (s) => s.p99Ms,
-            ),
+            series('mosquitto', 'mosquitto p99', (s) => s.p99Ms),
+            series('gateway', 'gateway p99', (s) => s.p99Ms),
+            series('gateway', 'gateway p50', (s) => s.p50Ms),
+            series('half', 'half-rate p99', (s) => s.p99Ms),
           ],
         },
         {
           title: 'CPU',
           unit: '% of one core',
           series: [
-            series(
-              (r) => r.gateway,
-              'gateway',
-              (s) => s.cpu.gateway ?? 0,
-            ),
-            series(
-              (r) => r.half,
-              'gateway (half)',
-              (s) => s.cpu.gateway ?? 0,
-            ),
-            series(
-              (r) => r.mosquitto,
-              'mosquitto',
-              (s) => s.cpu.mosquitto ?? 0,
-            ),
-            series(
-              (r) => r.gateway,
-              'load generator',
-              (s) => s.cpu.loadgen ?? 0,
-            ),
-            series(
-              (r) => r.gateway,
-              'other processes',
-              (s) => s.otherCpu,
-            ),
+            series('gateway', 'gateway', (s) => s.cpu.gateway ?? 0),
+            series('half', 'gateway (half)', (s) => s.cpu.gateway ?? 0),
+            series('mosquitto', 'mosquitto', (s) => s.cpu.mosquitto ?? 0),
+            series('gateway', 'load generator', (s) => s.cpu.loadgen ?? 0),
+            series('gateway', 'other processes', (s) => s.otherCpu),
           ],
         },
       ],

@@ -8,11 +8,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LoadGenerator } from '../../devices/load.js';
 import { createFleet } from '../fleet.js';
-import { ENROLLMENT_KEY, NO_DEVICE_RATE_LIMIT, ROOT, startGateway } from '../gateway.js';
+import { NO_DEVICE_RATE_LIMIT, ROOT, startGateway } from '../gateway.js';
 import {
   connectAll,
+  startFleetLoad,
   countReadings,
   latencyBetween,
   latencyFigures,
@@ -53,15 +53,7 @@ export async function outage(opts: BenchOptions): Promise<ScenarioResult> {
     },
     cpuProfDir: profileDir,
   });
-  const gen = await LoadGenerator.start({
-    host: '127.0.0.1',
-    port: gw.ports.mqtt,
-    devices: fleet.devices,
-    enrollmentKey: ENROLLMENT_KEY,
-    workers: opts.workers,
-    window: opts.window,
-    batch: opts.batch,
-  });
+  const gen = await startFleetLoad(gw.ports.mqtt, fleet, opts);
   const markers: { t: number; label: string }[] = [];
   const mark = (label: string) => markers.push({ t: (Date.now() - t0) / 1000, label });
   try {

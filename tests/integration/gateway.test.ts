@@ -2,31 +2,27 @@
  * The built gateway as a user runs it (a child process on free ports), driven by
  * MQTT clients no one here wrote: MQTT.js and Debian's mosquitto_pub/mosquitto_sub.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   BAD_AGGREGATE_PARAMS,
   expectOwnErrorsTopicOnly,
   REFUSED_LOGINS,
 } from '../helpers/cases.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { type RunningGateway, useGateway } from '../helpers/gateway.js';
 import {
   connect,
+  connectAs,
   errorsTopic,
   eventually,
   mosquittoPub,
+  mosquittoPubTelemetry,
   seedDevice,
   sleep,
   telemetryTopic,
 } from '../helpers/clients.js';
 
 let gw: RunningGateway;
-beforeAll(async () => {
-  gw = await startGateway();
-});
-afterAll(async () => {
-  await gw?.stop();
-  gw?.cleanup();
-});
+useGateway((g) => (gw = g));
 
 const MINUTE = 60_000;
 /** A whole minute 30 minutes ago, so buckets are predictable and within TAIHU_MAX_AGE. */
@@ -45,44 +41,14 @@ describe('ingest over MQTT', () => {
       });
 
     // bucket 0: 10 and 20 (mosquitto_pub, QoS 1 and 0); bucket 1: 35.5 (MQTT.js QoS 1) and 4 (MQTT.js QoS 0)
-    expect(
-      (
-        await mosquittoPub(
-          gw.ports.mqtt,
-          dev,
-          gw.secret(dev.id),
-          telemetryTopic(dev),
-          reading(1000, 1, 10),
-          1,
-        )
-      ).code,
-    ).toBe(0);
-    expect(
-      (
-        await mosquittoPub(
-          gw.ports.mqtt,
-          dev,
-          gw.secret(dev.id),
-          telemetryTopic(dev),
-          reading(30_000, 2, 20),
-          0,
-        )
-      ).code,
-    ).toBe(0);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: gw.secret(dev.id),
-    });
+    expect((await mosquittoPubTelemetry(gw, dev, reading(1000, 1, 10), 1)).code).toBe(0);
+    expect((await mosquittoPubTelemetry(gw, dev, reading(30_000, 2, 20), 0)).code).toBe(0);
+    const client = await connectAs(gw, dev);
     await client.publishAsync(telemetryTopic(dev), reading(MINUTE + 5000, 3, 35.5), { qos: 1 });
     await client.publishAsync(telemetryTopic(dev), reading(MINUTE + 6000, 4, 4), { qos: 0 });
     await client.endAsync();
     // another device's data in the same window must not leak into a device filter
-    const c2 = await connect(gw.ports.mqtt, {
-      clientId: other.id,
-      username: other.id,
-      password: gw.secret(other.id),
-    });
+    const c2 = await connectAs(gw, other);
     await c2.publishAsync(telemetryTopic(other), reading(2000, 1, 999), { qos: 1 });
     await c2.endAsync();
 
@@ -162,11 +128,7 @@ describe('ingest over MQTT', () => {
   it('closes the connection of a device publishing to another device topic and stores nothing', async () => {
     const dev = seedDevice('weather', 0);
     const victim = seedDevice('weather', 1);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: gw.secret(dev.id),
-    });
+    const client = await connectAs(gw, dev);
     const closed = new Promise((r) => client.once('close', () => r(undefined)));
     client.publish(
       telemetryTopic(victim),
@@ -184,21 +146,13 @@ describe('ingest over MQTT', () => {
 
   it('refuses subscriptions outside the device own errors topic with SUBACK 0x80', async () => {
     const dev = seedDevice('parking', 0);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: gw.secret(dev.id),
-    });
+    const client = await connectAs(gw, dev);
     await expectOwnErrorsTopicOnly(client, dev);
   });
 
   it('reports an invalid payload on the device errors topic and in /api/v1/rejections', async () => {
     const dev = seedDevice('air-quality', 2);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: gw.secret(dev.id),
-    });
+    const client = await connectAs(gw, dev);
     await client.subscribeAsync(errorsTopic(dev), { qos: 1 });
     const notice = new Promise<any>((resolve) =>
       client.once('message', (_t, p) => resolve(JSON.parse(p.toString()))),
@@ -217,13 +171,7 @@ describe('ingest over MQTT', () => {
     });
     await client.endAsync();
 
-    const viaCli = await mosquittoPub(
-      gw.ports.mqtt,
-      dev,
-      gw.secret(dev.id),
-      telemetryTopic(dev),
-      'not json at all',
-    );
+    const viaCli = await mosquittoPubTelemetry(gw, dev, 'not json at all');
     expect(viaCli.code).toBe(0);
     const res = await eventually(async () => {
       const r = await gw.api(`/api/v1/rejections?device=${dev.id}`);

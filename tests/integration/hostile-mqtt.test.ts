@@ -9,13 +9,14 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   connect,
+  connectAs,
   errorsTopic,
   eventually,
   run,
   seedDevice,
+  type SeedDevice,
   sleep,
   telemetryTopic,
-  type SeedDevice,
 } from '../helpers/clients.js';
 import { requirePythonModule } from '../../support/tools.js';
 import { runTaihu, startGateway, type RunningGateway } from '../helpers/gateway.js';
@@ -482,11 +483,7 @@ describe('ACL: Wills, retained messages, subscriptions, disabled devices', () =>
     const a = seedDevice('air-quality', 10);
     const b = seedDevice('air-quality', 11);
     const status = `sensors/air-quality/${a.id}/status`;
-    const ca = await connect(gw.ports.mqtt, {
-      clientId: a.id,
-      username: a.id,
-      password: gw.secret(a.id),
-    });
+    const ca = await connectAs(gw, a);
     await ca.publishAsync(status, 'online', { qos: 1, retain: true });
     await ca.endAsync();
     const s = await session(gw, b);
@@ -649,11 +646,7 @@ describe('development mode (TAIHU_MQTT_AUTH=off)', () => {
 
   it('still needs device credentials for sensors/, and keeps $SYS closed', async () => {
     const d = seedDevice('air-quality', 15);
-    const device = await connect(dev.ports.mqtt, {
-      clientId: d.id,
-      username: d.id,
-      password: dev.secret(d.id),
-    });
+    const device = await connectAs(dev, d);
     await device.publishAsync(`sensors/air-quality/${d.id}/status`, 'online', {
       qos: 1,
       retain: true,

@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
-  connect,
+  connectAs,
   eventually,
   publisher,
   seedDevice,
@@ -74,11 +74,7 @@ describe('InfluxDB faults', () => {
     const base = Date.now() - 30 * 60_000;
     const runs = await Promise.all(
       devices.map(async (d, i) => {
-        const client = await connect(gw.ports.mqtt, {
-          clientId: d.id,
-          username: d.id,
-          password: gw.secret(d.id),
-        });
+        const client = await connectAs(gw, d);
         return {
           d,
           client,
@@ -121,11 +117,7 @@ describe('InfluxDB faults', () => {
     expect(gw.logs.some((l) => /store unreachable at start/.test(l.msg))).toBe(true);
     expect((await gw.api('/ready', { key: null })).status).toBe(503);
     const d = seedDevice('air-quality', 18);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: d.id,
-      username: d.id,
-      password: gw.secret(d.id),
-    });
+    const client = await connectAs(gw, d);
     const pub = publisher(client, telemetryTopic(d), Date.now() - 10 * 60_000, { maxSeq: 50 });
     await eventually(async () => pub.acked.size === 50);
     await client.endAsync();
@@ -137,11 +129,7 @@ describe('InfluxDB faults', () => {
   it('stops acknowledging at the spool quota, says why in /ready, and resumes by itself', async () => {
     const gw = await gatewayOn('quota', { TAIHU_SPOOL_MAX_BYTES: String(1024 * 1024) });
     const d = seedDevice('air-quality', 14);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: d.id,
-      username: d.id,
-      password: gw.secret(d.id),
-    });
+    const client = await connectAs(gw, d);
     await influx.pause();
     // 100 readings a message: about 20 KB of spool per message.
     const pub = publisher(client, telemetryTopic(d), Date.now() - 20 * 60_000, {
@@ -195,11 +183,7 @@ describe('InfluxDB faults', () => {
 
     const gw = await gatewayOn(db);
     const d = seedDevice('traffic-flow', 0);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: d.id,
-      username: d.id,
-      password: gw.secret(d.id),
-    });
+    const client = await connectAs(gw, d);
     const readings = Array.from({ length: 20 }, (_, i) => ({
       ts: conflictTs + i * 1000,
       seq: i,

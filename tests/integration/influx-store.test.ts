@@ -480,6 +480,9 @@ describe('InfluxDB store when influxd fails', () => {
 describe('InfluxDB store with authentication on', () => {
   let influx: TestServer;
   const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+  /** A v1 store on `bucket` that logs in as `username`. */
+  const storeAs = (bucket: string, username: string, password: string) =>
+    createInfluxStore({ url: influx.url, api: 'v1', bucket, username, password });
 
   beforeAll(async () => {
     influx = await startInfluxDB({ auth: true });
@@ -495,13 +498,7 @@ describe('InfluxDB store with authentication on', () => {
   });
 
   it('says the admin privilege is missing when a plain user cannot create the database', async () => {
-    const store = createInfluxStore({
-      url: influx.url,
-      api: 'v1',
-      bucket: 'taihu',
-      username: 'reader',
-      password: 'r',
-    });
+    const store = storeAs('taihu', 'reader', 'r');
     const err = await rejection(store.open([AIR]));
     await store.close();
     expect(err).toMatchObject({ code: 'TAIHU_ERR_STORE_DENIED', retryable: false, status: 403 });
@@ -509,13 +506,7 @@ describe('InfluxDB store with authentication on', () => {
   });
 
   it('opens an existing database without the admin privilege and names the missing write right', async () => {
-    const store = createInfluxStore({
-      url: influx.url,
-      api: 'v1',
-      bucket: 'shared',
-      username: 'reader',
-      password: 'r',
-    });
+    const store = storeAs('shared', 'reader', 'r');
     await store.open([AIR]);
     const err = await rejection(writePoints(store, [point('d1', 'A', T0, { pm25: 1 })]));
     await store.close();
@@ -524,13 +515,7 @@ describe('InfluxDB store with authentication on', () => {
   });
 
   it('refuses a wrong password at open with 401, not retryable', async () => {
-    const store = createInfluxStore({
-      url: influx.url,
-      api: 'v1',
-      bucket: 'taihu',
-      username: 'root',
-      password: 'wrong',
-    });
+    const store = storeAs('taihu', 'root', 'wrong');
     const err = await rejection(store.open([AIR]));
     await store.close();
     expect(err).toMatchObject({ code: 'TAIHU_ERR_STORE_DENIED', status: 401, retryable: false });
@@ -538,13 +523,7 @@ describe('InfluxDB store with authentication on', () => {
   });
 
   it('creates the database as an admin, sending credentials as Basic auth', async () => {
-    const store = createInfluxStore({
-      url: influx.url,
-      api: 'v1',
-      bucket: 'taihu',
-      username: 'root',
-      password: 'r00t',
-    });
+    const store = storeAs('taihu', 'root', 'r00t');
     await store.open([AIR]);
     await writePoints(store, [point('d1', 'A', T0, { pm25: 1 })]);
     expect(valuesOf(await store.aggregate(query({ fn: 'count', toMs: T0 + M })))).toEqual([[1]]);

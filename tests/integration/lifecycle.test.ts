@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ROOT, runTaihu, startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { connect, eventually, seedDevice, telemetryTopic } from '../helpers/clients.js';
+import { connectAs, eventually, seedDevice, telemetryTopic } from '../helpers/clients.js';
 
 const temps: string[] = [];
 const gateways: RunningGateway[] = [];
@@ -82,11 +82,7 @@ describe('restart', () => {
     gateways.push(first);
     const devicesBefore = (await first.api('/api/v1/devices?limit=1')).body.total;
     const dev = seedDevice('air-quality', 3);
-    const client = await connect(first.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: first.secret(dev.id),
-    });
+    const client = await connectAs(first, dev);
     const ts = Date.now() - 60_000;
     await client.publishAsync(
       telemetryTopic(dev),

@@ -3,11 +3,12 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_KEY, ROOT, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { ROOT, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { readStream } from '../helpers/stream.js';
 import {
-  connect,
+  connectAs,
   eventually,
-  mosquittoPub,
+  mosquittoPubTelemetry,
   seedDevice,
   telemetryTopic,
 } from '../helpers/clients.js';
@@ -31,86 +32,22 @@ afterAll(async () => {
   rmSync(schemas, { recursive: true, force: true });
 });
 
-/** Reads SSE frames from GET /api/v1/stream until `until` returns true for the frames so far. */
-async function readStream(
-  query: string,
-  until: (frames: { event: string; data: any }[]) => boolean,
-  onOpen: () => Promise<void>,
-) {
-  const ac = new AbortController();
-  const res = await fetch(`http://127.0.0.1:${gw.ports.http}/api/v1/stream?${query}`, {
-    headers: { authorization: `Bearer ${ADMIN_KEY}` },
-    signal: ac.signal,
-  });
-  expect(res.status).toBe(200);
-  expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
-  const frames: { event: string; data: any }[] = [];
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  let opened = false;
-  const timeout = setTimeout(() => ac.abort(), 10_000);
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let cut;
-      while ((cut = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        if (!opened && block.startsWith(':')) {
-          opened = true;
-          await onOpen();
-          continue;
-        }
-        const event = /^event: (.*)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (event && data) frames.push({ event, data: JSON.parse(data) });
-      }
-      if (until(frames)) break;
-    }
-  } finally {
-    clearTimeout(timeout);
-    ac.abort();
-  }
-  return frames;
-}
-
 describe('live stream', () => {
   it('streams a reading published with mosquitto_pub to an SSE client filtered to that device', async () => {
     const dev = seedDevice('air-quality', 15);
     const other = seedDevice('air-quality', 16);
-    const frames = await readStream(
+    const { frames, contentType } = await readStream(
+      gw,
       `device=${dev.id}`,
       (f) => f.some((x) => x.event === 'reading'),
       async () => {
         const body = (pm: number) =>
           JSON.stringify({ seq: 77, data: { pm25_ugm3: pm, pm10_ugm3: 1, no2_ugm3: 1 } });
-        expect(
-          (
-            await mosquittoPub(
-              gw.ports.mqtt,
-              other,
-              gw.secret(other.id),
-              telemetryTopic(other),
-              body(1),
-            )
-          ).code,
-        ).toBe(0);
-        expect(
-          (
-            await mosquittoPub(
-              gw.ports.mqtt,
-              dev,
-              gw.secret(dev.id),
-              telemetryTopic(dev),
-              body(42.5),
-            )
-          ).code,
-        ).toBe(0);
+        expect((await mosquittoPubTelemetry(gw, other, body(1))).code).toBe(0);
+        expect((await mosquittoPubTelemetry(gw, dev, body(42.5))).code).toBe(0);
       },
     );
+    expect(contentType).toMatch(/text\/event-stream/);
     const readings = frames.filter((f) => f.event === 'reading');
     expect(readings).toHaveLength(1);
     expect(JSON.stringify(readings[0]!.data)).toContain(dev.id);
@@ -129,11 +66,7 @@ describe('live stream', () => {
 describe('latest readings', () => {
   it('serves the last reading of each device of a type from memory', async () => {
     const dev = seedDevice('water-quality', 0);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: gw.secret(dev.id),
-    });
+    const client = await connectAs(gw, dev);
     const data = { water_temperature_c: 12.5, ph: 7.8, dissolved_oxygen_mgl: 9.1 };
     await client.publishAsync(
       telemetryTopic(dev),
@@ -153,11 +86,7 @@ describe('latest readings', () => {
 describe('stale detection', () => {
   it('marks a connected device stale after 3× its expected interval of silence', async () => {
     const dev = seedDevice('noise', 5);
-    const client = await connect(gw.ports.mqtt, {
-      clientId: dev.id,
-      username: dev.id,
-      password: gw.secret(dev.id),
-    });
+    const client = await connectAs(gw, dev);
     await client.publishAsync(telemetryTopic(dev), JSON.stringify({ data: { laeq_dba: 55 } }), {
       qos: 1,
     });

@@ -4,9 +4,9 @@
  * hooks, one behaviour each. docs/mqtt-conformance.md maps every clause to its test here.
  */
 import WebSocket from 'ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { errorsTopic, eventually, seedDevice, telemetryTopic } from '../helpers/clients.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { type RunningGateway, useGateway } from '../helpers/gateway.js';
 import { deviceCreds, deviceSession, stored } from '../helpers/raw-device.js';
 import {
   connectPacket,
@@ -21,13 +21,7 @@ import {
 } from '../fuzz/raw-mqtt.js';
 
 let gw: RunningGateway;
-beforeAll(async () => {
-  gw = await startGateway();
-});
-afterAll(async () => {
-  await gw?.stop();
-  gw?.cleanup();
-});
+useGateway((g) => (gw = g));
 
 /** Sends every violation of this file; nothing it sends after one may be stored. */
 const offender = seedDevice('air-quality', 19);

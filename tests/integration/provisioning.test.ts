@@ -1,16 +1,10 @@
 /** Provisioning over the HTTP API: individual credentials, rotation, disable/enable, delete, API keys. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { type RunningGateway, useGateway } from '../helpers/gateway.js';
 import { connect, eventually, seedDevice } from '../helpers/clients.js';
 
 let gw: RunningGateway;
-beforeAll(async () => {
-  gw = await startGateway();
-});
-afterAll(async () => {
-  await gw?.stop();
-  gw?.cleanup();
-});
+const gateway = useGateway((g) => (gw = g));
 
 const opts = (id: string, password: string) => ({ clientId: id, username: id, password });
 const notAuthorized = { code: 5 };
@@ -141,8 +135,7 @@ describe('seeds after a delete', () => {
   it('does not bring a deleted seeded device back on restart', async () => {
     const dev = seedDevice('parking', 5);
     expect((await gw.api(`/api/v1/devices/${dev.id}`, { method: 'DELETE' })).status).toBe(204);
-    await gw.stop();
-    gw = await startGateway({ dataDir: gw.dataDir });
+    await gateway.restart();
     expect((await gw.api(`/api/v1/devices/${dev.id}`)).status).toBe(404);
     // individual credentials survive the restart too
     await eventually(async () => (await gw.api('/api/v1/devices/aq-new-0001')).status === 200);

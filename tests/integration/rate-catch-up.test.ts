@@ -5,9 +5,16 @@
  * offline queue after an outage — while other devices keep their latency.
  */
 import type { MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, eventually, seedDevice, sleep, telemetryTopic } from '../helpers/clients.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import {
+  connect,
+  connectAs,
+  eventually,
+  seedDevice,
+  sleep,
+  telemetryTopic,
+} from '../helpers/clients.js';
+import { type RunningGateway, useGateway } from '../helpers/gateway.js';
 import { storedSeqs } from '../helpers/stored.js';
 
 /** The defaults these tests are about (src/config.ts); the gateway is started without overrides. */
@@ -15,13 +22,7 @@ const RATE = 50;
 const BURST = 200;
 
 let gw: RunningGateway;
-beforeAll(async () => {
-  gw = await startGateway();
-});
-afterAll(async () => {
-  await gw?.stop();
-  gw?.cleanup();
-});
+useGateway((g) => (gw = g));
 
 const reading = (base: number, seq: number) =>
   JSON.stringify({
@@ -104,11 +105,7 @@ describe('a device over its rate (default configuration)', () => {
     const lights = await Promise.all(
       Array.from({ length: 200 }, async (_, i) => {
         const d = seedDevice('streetlight', i);
-        const c = await connect(gw.ports.mqtt, {
-          clientId: d.id,
-          username: d.id,
-          password: gw.secret(d.id),
-        });
+        const c = await connectAs(gw, d);
         c.on('error', () => {});
         return { d, c };
       }),

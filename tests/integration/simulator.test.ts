@@ -1,17 +1,13 @@
 /** The simulator against the built gateway: fault modes, and a backfilled day with its daily shape. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENROLLMENT_KEY, runTaihu, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { ENROLLMENT_KEY, runTaihu, type RunningGateway, useGateway } from '../helpers/gateway.js';
 
 let gw: RunningGateway;
-beforeAll(async () => {
-  gw = await startGateway();
-});
-afterAll(async () => {
-  await gw?.stop();
-  gw?.cleanup();
-});
+useGateway((g) => (gw = g));
 
-function simulate(args: string[]) {
+/** Runs `taihu simulate` against the gateway; each flag is given as `--name value`, in order. */
+function simulate(flags: Record<string, string | number>) {
+  const args = Object.entries(flags).flatMap(([name, value]) => [`--${name}`, String(value)]);
   return runTaihu(['simulate', '--broker', `mqtt://127.0.0.1:${gw.ports.mqtt}`, ...args], {
     TAIHU_ENROLLMENT_KEY: ENROLLMENT_KEY,
   });
@@ -43,24 +39,16 @@ describe('simulator', () => {
     ['future-timestamp', 'TIMESTAMP_IN_FUTURE', 'district=liangxi'],
   ])('plays %s faults that the gateway rejects as %s', async (kind, code, where) => {
     const district = where.split('=')[1]!;
-    const res = await simulate([
-      '--district',
+    const res = await simulate({
       district,
-      '--types',
-      'noise',
-      '--devices',
-      '3',
-      '--rate',
-      '30',
-      '--duration',
-      '1s',
-      '--faults',
-      '1',
-      '--fault-kinds',
-      kind,
-      '--seed',
-      '3',
-    ]);
+      types: 'noise',
+      devices: 3,
+      rate: 30,
+      duration: '1s',
+      faults: 1,
+      'fault-kinds': kind,
+      seed: 3,
+    });
     expect(res.code, res.stderr).toBe(0);
     const s = summary(res.stdout);
     expect(s.sent).toBeGreaterThan(10);
@@ -73,24 +61,16 @@ describe('simulator', () => {
   });
 
   it('plays duplicates that the gateway stores once', async () => {
-    const res = await simulate([
-      '--types',
-      'weather',
-      '--district',
-      'binhu',
-      '--devices',
-      '2',
-      '--rate',
-      '40',
-      '--duration',
-      '1500ms',
-      '--faults',
-      '0.5',
-      '--fault-kinds',
-      'duplicate',
-      '--seed',
-      '4',
-    ]);
+    const res = await simulate({
+      types: 'weather',
+      district: 'binhu',
+      devices: 2,
+      rate: 40,
+      duration: '1500ms',
+      faults: '0.5',
+      'fault-kinds': 'duplicate',
+      seed: 4,
+    });
     expect(res.code, res.stderr).toBe(0);
     const s = summary(res.stdout);
     expect(s.rejected).toBe(0);
@@ -106,22 +86,15 @@ describe('simulator', () => {
   });
 
   it('plays wrong credentials and topics that the gateway refuses without losing the device', async () => {
-    const res = await simulate([
-      '--types',
-      'parking',
-      '--devices',
-      '4',
-      '--rate',
-      '20',
-      '--duration',
-      '3500ms',
-      '--faults',
-      '0.3',
-      '--fault-kinds',
-      'wrong-credentials,wrong-topic',
-      '--seed',
-      '5',
-    ]);
+    const res = await simulate({
+      types: 'parking',
+      devices: 4,
+      rate: 20,
+      duration: '3500ms',
+      faults: '0.3',
+      'fault-kinds': 'wrong-credentials,wrong-topic',
+      seed: 5,
+    });
     expect(res.code, res.stderr).toBe(0);
     const s = summary(res.stdout);
     expect(s.refused).toBeGreaterThan(0);
@@ -130,18 +103,13 @@ describe('simulator', () => {
   });
 
   it('backfills a day that is queryable with its daily shape: traffic slower at 08:00 than at 03:00', async () => {
-    const res = await simulate([
-      '--types',
-      'traffic-flow',
-      '--devices',
-      '24',
-      '--backfill',
-      '24h',
-      '--duration',
-      '0s',
-      '--seed',
-      '9',
-    ]);
+    const res = await simulate({
+      types: 'traffic-flow',
+      devices: 24,
+      backfill: '24h',
+      duration: '0s',
+      seed: 9,
+    });
     expect(res.code, res.stderr).toBe(0);
     const s = summary(res.stdout);
     expect(s.readings).toBeGreaterThanOrEqual(24 * 1439);

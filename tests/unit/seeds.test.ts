@@ -2,36 +2,10 @@ import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { loadCatalog } from '../../src/ingest/catalog.js';
-
-type Position = [number, number];
-interface District {
-  id: string;
-  name: string;
-  nameZh: string;
-  centroid: Position;
-  boundary: Position[];
-}
-interface Site {
-  id: string;
-  district: string;
-  kind: string;
-  name: string;
-  lat: number;
-  lon: number;
-}
-interface Device {
-  id: string;
-  type: string;
-  district: string;
-  siteId: string;
-  lat: number;
-  lon: number;
-}
+import { readSeeds, type Position } from '../helpers/seeds.js';
 
 const read = (path: string): unknown => JSON.parse(readFileSync(path, 'utf8'));
-const districts = read('seeds/districts.json') as District[];
-const sites = read('seeds/sites.json') as Site[];
-const devices = read('seeds/devices.json') as Device[];
+const { districts, sites, devices } = readSeeds();
 const catalog = loadCatalog('schemas');
 
 const DEVICE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
