@@ -44,11 +44,16 @@ export function connect(port: number, opts: IClientOptions): Promise<MqttClient>
 }
 
 /** MQTT.js connected to the gateway as a seeded device, with its own id and secret. */
-export function connectAs(gw: RunningGateway, device: SeedDevice): Promise<MqttClient> {
+export function connectAs(
+  gw: RunningGateway,
+  device: SeedDevice,
+  opts: IClientOptions = {},
+): Promise<MqttClient> {
   return connect(gw.ports.mqtt, {
     clientId: device.id,
     username: device.id,
     password: gw.secret(device.id),
+    ...opts,
   });
 }
 

@@ -8,7 +8,6 @@ import mqtt from 'mqtt';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  connect,
   connectAs,
   errorsTopic,
   eventually,
@@ -417,12 +416,7 @@ describe('keepalive 0 (MQTT 3.1.1 §3.1.2.10: "turns off the keep alive mechanis
 
   it('lets MQTT.js connect with keepalive 0, publish, and stores the reading', async () => {
     const d = seedDevice('air-quality', 17);
-    const c = await connect(gw.ports.mqtt, {
-      clientId: d.id,
-      username: d.id,
-      password: gw.secret(d.id),
-      keepalive: 0,
-    });
+    const c = await connectAs(gw, d, { keepalive: 0 });
     await c.publishAsync(telemetryTopic(d), reading(1), { qos: 1 });
     await c.endAsync();
     expect(await drainedCount(gw, d, 1)).toBe(1);

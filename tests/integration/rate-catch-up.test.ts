@@ -6,14 +6,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';
-import {
-  connect,
-  connectAs,
-  eventually,
-  seedDevice,
-  sleep,
-  telemetryTopic,
-} from '../helpers/clients.js';
+import { connectAs, eventually, seedDevice, sleep, telemetryTopic } from '../helpers/clients.js';
 import { type RunningGateway, useGateway } from '../helpers/gateway.js';
 import { storedSeqs } from '../helpers/stored.js';
 
@@ -33,13 +26,7 @@ const reading = (base: number, seq: number) =>
 
 async function device(n: number, keepalive = 30, reconnectPeriod = 0): Promise<MqttClient> {
   const d = seedDevice('air-quality', n);
-  const c = await connect(gw.ports.mqtt, {
-    clientId: d.id,
-    username: d.id,
-    password: gw.secret(d.id),
-    keepalive,
-    reconnectPeriod,
-  });
+  const c = await connectAs(gw, d, { keepalive, reconnectPeriod });
   c.on('error', () => {});
   return c;
 }

@@ -8,31 +8,21 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERR_BAD_PARAM } from '../../src/errors.js';
 import { decodePayload, encodePayload } from '../../src/points/codec.js';
 import { createEmbeddedStore } from '../../src/store/embedded/index.js';
-import type {
-  AggregateFn,
-  AggregateQuery,
-  FieldKind,
-  GroupBy,
-  MeasurementInfo,
-  Store,
-} from '../../src/store/types.js';
+import type { AggregateFn, AggregateQuery, GroupBy, Store } from '../../src/store/types.js';
 import type { FieldValue, Point } from '../../src/points/point.js';
 import { rejection } from '../helpers/errors.js';
+import { airQuality } from '../helpers/measurements.js';
 import { type Batch, writePoints } from '../../src/points/batch.js';
 
 const MIN = 60_000;
 const T0 = 30_000_000 * MIN;
 const DISTRICTS = ['binhu', 'liangxi', 'xinwu'];
 
-const AQ: MeasurementInfo = {
-  type: 'air-quality',
-  measurement: 'air_quality',
-  fields: new Map<string, FieldKind>([
-    ['seq', 'integer'],
-    ['pm25_ugm3', 'float'],
-    ['mode', 'string'],
-  ]),
-};
+const AQ = airQuality([
+  ['seq', 'integer'],
+  ['pm25_ugm3', 'float'],
+  ['mode', 'string'],
+]);
 
 function pt(n: number, fields?: Record<string, FieldValue>): Point {
   const device = n % 30;

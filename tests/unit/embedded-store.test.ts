@@ -14,6 +14,7 @@ import type {
 } from '../../src/store/types.js';
 import type { FieldValue, Point, PointTags } from '../../src/points/point.js';
 import { rejection } from '../helpers/errors.js';
+import { airQuality } from '../helpers/measurements.js';
 import { writePoints } from '../../src/points/batch.js';
 
 const SEC = 1000;
@@ -21,17 +22,13 @@ const MIN = 60 * SEC;
 /** 2027-01-15T08:00:00Z, a whole minute (and hour) since the epoch. */
 const T0 = 30_000_000 * MIN;
 
-const AQ: MeasurementInfo = {
-  type: 'air-quality',
-  measurement: 'air_quality',
-  fields: new Map<string, FieldKind>([
-    ['seq', 'integer'],
-    ['pm25_ugm3', 'float'],
-    ['vehicles', 'integer'],
-    ['cover_open', 'boolean'],
-    ['mode', 'string'],
-  ]),
-};
+const AQ = airQuality([
+  ['seq', 'integer'],
+  ['pm25_ugm3', 'float'],
+  ['vehicles', 'integer'],
+  ['cover_open', 'boolean'],
+  ['mode', 'string'],
+]);
 
 const DEVICES: Record<string, PointTags> = {
   d1: { device_id: 'd1', district: 'binhu', site_id: 's1' },
