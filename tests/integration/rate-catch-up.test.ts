@@ -150,8 +150,10 @@ describe('a device over its rate (default configuration)', () => {
     expect(stored.size).toBe(N);
     expect(await rejectionsOf(d.id)).toEqual([]);
 
-    // Quiet p99: the windows before and after the catch-up together (the machine is shared).
-    const quiet = p99([...latency.before, ...latency.after]);
+    // Quiet p99: the worse of the windows before and after the catch-up. A shared machine drifts
+    // over the minute this takes, and at p99s of a few ms one GC pause in the quiet window alone
+    // moves the ratio by a third; the benchmark's noisy-neighbour scenario does the same.
+    const quiet = Math.max(p99(latency.before), p99(latency.after));
     const during = p99(latency['catch-up']);
     console.log(
       `catch-up of ${N} readings in ${took.toFixed(1)} s (${(N / took).toFixed(1)}/s); ` +
