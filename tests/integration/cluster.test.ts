@@ -122,8 +122,16 @@ describe('a cluster of three gateways behind HAProxy', () => {
     });
     expect(created.status).toBe(201);
     const key: string = created.body.key;
-    const onA = await operator(gw(0).ports.mqtt, key, 'op:watch-a');
-    const onB = await operator(gw(1).ports.mqtt, key, 'op:watch-b');
+    // A new key reaches the other instances' copies through the change channel, a moment after
+    // the instance that made it answers: connect once each instance knows it.
+    const onInstance = (i: number, clientId: string) =>
+      eventually(
+        async () =>
+          (await operator(gw(i).ports.mqtt, key, clientId).catch(() => undefined)) ?? false,
+        3000,
+      );
+    const onA = await onInstance(0, 'op:watch-a');
+    const onB = await onInstance(1, 'op:watch-b');
     const gotA = collect(onA);
     const gotB = collect(onB);
     const d = aq(6);
