@@ -55,14 +55,21 @@ if [ $# -gt 0 ]; then
   npx vitest run --reporter=default --reporter=json --outputFile.json="$root/test-output/vitest.json" "$@" || status=$?
   reports=("$root/test-output/vitest.json")
 else
-  # The image test builds and runs the image with podman: on its own after the rest, so its
-  # compile steps do not compete for the cores with timing-sensitive tests.
+  # Two files run on their own after the rest: the catch-up test compares other devices' PUBACK
+  # p99 with and without a device draining its queue (a ratio that other test files running on
+  # the same two cores would blur), and the image test builds and runs the image with podman
+  # (its compile steps would compete for the cores with timing-sensitive tests).
   npx vitest run --exclude tests/integration/image.test.ts \
+    --exclude tests/integration/rate-catch-up.test.ts \
     --reporter=default --reporter=json --outputFile.json="$root/test-output/vitest.json" || status=$?
+  echo "==> a device catching up at its rate, alone"
+  npx vitest run tests/integration/rate-catch-up.test.ts \
+    --reporter=default --reporter=json --outputFile.json="$root/test-output/catch-up-vitest.json" || status=$?
   echo "==> the image, built and run"
   npx vitest run tests/integration/image.test.ts \
     --reporter=default --reporter=json --outputFile.json="$root/test-output/image-vitest.json" || status=$?
-  reports=("$root/test-output/vitest.json" "$root/test-output/image-vitest.json")
+  reports=("$root/test-output/vitest.json" "$root/test-output/catch-up-vitest.json"
+    "$root/test-output/image-vitest.json")
 fi
 
 node -e '
